@@ -1,0 +1,81 @@
+# The course's commands. Every target bootstraps the virtual environment (.venv) itself.
+#   make course   build the course: install, execute every notebook (smoke mode; FULL=1 for full mode)
+#   make test     run every test: library, notebooks (nbval), grading round trip, release, benchmarks
+# See README.md for the instructor's and the student's workflows.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FULL ?= 0
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: venv course notebooks test test-fast lab release check-release collect autograde feedback export-grades grades bench lock clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"the course needs Python 3.11, $(VENV) has {sys.version.split()[0]}: rm -rf $(VENV) and set PYTHON=python3.11"'
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## build the course: every lecture and solution notebook executed into build/executed
+course: venv
+	$(PY) -m course_lib.notebook.run execute --jobs $(JOBS) $(if $(filter 1,$(FULL)),--full,) --json build/executed/results.json
+
+notebooks: venv
+	$(PY) -m course_lib.notebook.run sync
+
+## every test; lectures are executed once, by nbval, in smoke mode
+test: venv
+	$(PY) -m ruff check course_lib tests benchmarks conftest.py nbgrader_config.py
+	$(PY) -m course_lib.notebook.run sync
+	COURSE_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 \
+		--durations=15 tests lectures
+
+## the library tests only (seconds)
+test-fast: venv
+	$(PY) -m pytest -n $(JOBS) tests --ignore=tests/test_grading_roundtrip.py
+
+## JupyterLab for students: .py lectures open as notebooks (jupytext)
+lab: venv
+	$(VENV)/bin/jupyter lab
+
+## instructor: regenerate assignments/ from solutions/ (commit the result)
+release: venv
+	$(PY) -m course_lib.grading release $(ASSIGNMENT)
+
+check-release: venv
+	$(PY) -m course_lib.grading check-release
+
+## instructor: make collect ASSIGNMENT=01-neural-networks FROM=path/with/<student>/<notebook>.ipynb
+collect: venv
+	$(PY) -m course_lib.grading collect $(ASSIGNMENT) --from $(FROM)
+
+autograde: venv
+	$(PY) -m course_lib.grading autograde $(ASSIGNMENT)
+
+feedback: venv
+	$(PY) -m course_lib.grading feedback $(ASSIGNMENT)
+
+export-grades: venv
+	$(PY) -m course_lib.grading export
+
+## benchmarks at real size (SMOKE=1 for tiny sizes), then benchmarks/RESULTS.md
+bench: venv
+	@set -e; for script in benchmarks/*.py; do \
+		echo "== $$script"; $(PY) $$script $(if $(filter 1,$(SMOKE)),--smoke,); done
+	$(PY) -m course_lib.benchmarking
+
+## refresh requirements/constraints.txt from the current environment
+lock: venv
+	@{ head -n 2 requirements/constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^#' | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/'; } > requirements/constraints.txt.new
+	@mv requirements/constraints.txt.new requirements/constraints.txt
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

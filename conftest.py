@@ -1,0 +1,99 @@
+"""Repository-wide pytest hooks for notebooks run by nbval (``pytest --nbval-lax lectures``).
+
+- ``gpu``-tagged cells are skipped where no CUDA device exists, with the reason shown
+  (the same decision as the papermill executor and nbgrader: :mod:`course_lib.notebook.gpu`).
+- The one execution nbval does is kept: each notebook's outputs are written to
+  ``build/executed/<path>.ipynb`` so the website and reports need no second run.
+- At the end a table gives the seconds each notebook took, so slow notebooks are visible.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from course_lib.notebook.gpu import SKIP_MESSAGE, cuda_available, is_gpu_cell, mark_skipped_gpu_cells
+
+ROOT = Path(__file__).resolve().parent
+EXECUTED_DIR = ROOT / "build" / "executed"
+
+_notebook_seconds: dict[str, float] = defaultdict(float)
+_notebook_status: dict[str, str] = {}
+_executed_files: dict[str, object] = {}
+
+
+def _is_nbval_cell(item) -> bool:
+    return hasattr(item, "cell") and hasattr(item, "cell_num") and str(getattr(item, "fspath", "")).endswith(".ipynb")
+
+
+def pytest_collection_modifyitems(config, items):
+    if any(_is_nbval_cell(i) for i in items):
+        os.environ.setdefault("COURSE_SMOKE", "1")  # kernels started later inherit smoke mode
+    if cuda_available():
+        return
+    skip = pytest.mark.skip(reason=SKIP_MESSAGE.strip())
+    for item in items:
+        if _is_nbval_cell(item) and is_gpu_cell(item.cell):
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    if not _is_nbval_cell(item):
+        return (yield)
+    try:
+        return (yield)
+    finally:
+        # copy what nbval saw into the notebook it read, for build/executed
+        outputs = getattr(item, "test_outputs", None)
+        if outputs is not None:
+            for out in outputs:
+                if out.get("output_type") == "execute_result":
+                    out.setdefault("execution_count", item.cell_num + 1)
+            item.cell["outputs"] = list(outputs)
+            item.cell["execution_count"] = item.cell_num + 1
+        _executed_files[str(item.fspath)] = item.parent
+
+
+def pytest_runtest_logreport(report):
+    nodeid = report.nodeid
+    if ".ipynb::" not in nodeid:
+        return
+    notebook = nodeid.split("::", 1)[0]
+    _notebook_seconds[notebook] += report.duration
+    if report.failed:
+        _notebook_status[notebook] = "FAILED"
+    else:
+        _notebook_status.setdefault(notebook, "ok")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for path, nbfile in _executed_files.items():
+        nb = getattr(nbfile, "nb", None)
+        if nb is None:
+            continue
+        if not cuda_available():
+            mark_skipped_gpu_cells(nb)
+        try:
+            rel = Path(path).resolve().relative_to(ROOT)
+        except ValueError:
+            continue
+        from course_lib.notebook.convert import write_notebook
+
+        write_notebook(nb, EXECUTED_DIR / rel)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _notebook_seconds:
+        return
+    tr = terminalreporter
+    width = max(len(n) for n in _notebook_seconds)
+    tr.write_sep("=", "seconds per notebook (nbval, smoke mode)")
+    for name, secs in sorted(_notebook_seconds.items(), key=lambda kv: -kv[1]):
+        tr.write_line(f"{name:<{width}}  {secs:8.1f} s  {_notebook_status.get(name, '?')}")
+    tr.write_line(f"{'total':<{width}}  {sum(_notebook_seconds.values()):8.1f} s")
+
+

@@ -1,0 +1,62 @@
+"""The instructor's command line: ``python -m course_lib.grading COMMAND`` (the Makefile wraps it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from course_lib.grading import nbgrader_cli
+from course_lib.grading.release import GradingError, assignment_names, check_release, generate
+from course_lib.notebook.convert import REPO_ROOT
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.grading", description="course assignment tooling")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("release", help="regenerate assignments/ from solutions/")
+    p.add_argument("names", nargs="*", help="assignments (default: all), e.g. 01-neural-networks")
+    sub.add_parser("check-release", help="exit 1 if assignments/ is not what solutions/ generates")
+    p = sub.add_parser("collect", help="copy submissions (FROM/<student>/*.ipynb) into grading/submitted")
+    p.add_argument("name")
+    p.add_argument("--from", dest="from_dir", type=Path, required=True)
+    p = sub.add_parser("autograde", help="grade every collected submission of an assignment")
+    p.add_argument("name")
+    p.add_argument("--student", default=None)
+    p.add_argument("--force", action="store_true", help="re-grade submissions already graded")
+    p = sub.add_parser("feedback", help="write feedback HTML per student into grading/feedback")
+    p.add_argument("name")
+    p = sub.add_parser("export", help="write grading/grades.csv")
+    p.add_argument("--to", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "release":
+            for name in args.names or assignment_names():
+                print(f"released {generate(name).relative_to(REPO_ROOT)}")
+        elif args.command == "check-release":
+            problems = check_release()
+            for line in problems:
+                print(line, file=sys.stderr)
+            if problems:
+                print("run `make release` and commit assignments/", file=sys.stderr)
+                return 1
+            print("assignments/ is up to date")
+        elif args.command == "collect":
+            copied = nbgrader_cli.collect(args.name, args.from_dir)
+            print(f"collected {len(copied)} notebooks into grading/submitted")
+        elif args.command == "autograde":
+            print(nbgrader_cli.autograde(args.name, student=args.student, force=args.force))
+            for s in nbgrader_cli.cell_scores(args.name):
+                print(f"{s.student:<20} {s.notebook:<30} {s.grade_id:<24} {s.score:g}/{s.max_score:g}")
+        elif args.command == "feedback":
+            print(nbgrader_cli.feedback(args.name))
+        elif args.command == "export":
+            print(f"wrote {nbgrader_cli.export(to=args.to)}")
+    except GradingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,6 +9,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# notebooks and test workers run JOBS at a time, so each gets one BLAS/OpenMP thread (oversubscribed
+# threads made small torch models up to 50x slower on 2 cores); override with NB_THREADS=N
+NB_THREADS ?= 1
 FULL ?= 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
@@ -32,7 +35,7 @@ $(LAB_SETTINGS): $(STAMP)
 
 ## build the course: every notebook executed into build/executed, then the website into build/site
 course: venv
-	$(PY) -m course_lib.notebook.run execute --jobs $(JOBS) $(if $(filter 1,$(FULL)),--full,) --json build/executed/results.json
+	OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m course_lib.notebook.run execute --jobs $(JOBS) $(if $(filter 1,$(FULL)),--full,) --json build/executed/results.json
 	$(PY) -m course_lib.site build --strict
 
 ## the website alone, from what build/executed holds
@@ -46,7 +49,7 @@ notebooks: venv
 test: venv $(LAB_SETTINGS)
 	$(PY) -m ruff check course_lib tests benchmarks conftest.py nbgrader_config.py
 	$(PY) -m course_lib.notebook.run sync
-	COURSE_SMOKE=1 $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 \
+	COURSE_SMOKE=1 OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 \
 		--durations=15 --ignore=tests/test_site.py tests lectures
 	$(PY) -m pytest -q tests/test_site.py
 

@@ -57,6 +57,7 @@ from course_lib.layers import (
     sgd_step,
 )
 from course_lib.notebook import setup_notebook
+from course_lib.regularization import shift
 
 SMOKE = setup_notebook(SMOKE, seed=0)
 PATH_DEPTHS = list(range(1, 7)) if SMOKE else list(range(1, 11))  # depths for the path-sum timing
@@ -592,13 +593,12 @@ plt.show()
 
 # %%
 def shift_images(images, dx, dy):
-    """images (N, H, W) -> same shape, content moved dx px right and dy px down; zeros fill the gap."""
-    out = np.zeros_like(images)
-    n_rows, n_cols = images.shape[1:]
-    out[:, max(dy, 0) : n_rows + min(dy, 0), max(dx, 0) : n_cols + min(dx, 0)] = images[
-        :, max(-dy, 0) : n_rows - max(dy, 0), max(-dx, 0) : n_cols - max(dx, 0)
-    ]
-    return out
+    """images (N, H, W) -> same shape, content moved dx px right and dy px down; zeros fill the gap.
+
+    A numpy view of course_lib.regularization.shift (tested there against exact pixel moves).
+    """
+    moved = shift(torch.from_numpy(np.asarray(images, dtype=np.float64))[:, None], int(dx), int(dy))
+    return moved[:, 0].numpy().astype(images.dtype)
 
 
 SHIFTS = [0, 1, 2, 3, 4]

@@ -433,12 +433,15 @@ def conv2d_im2col(
     w_mat = w.reshape(n_filters, rows)
     budget = _CPU_CHUNK_BYTES if x.device.type == "cpu" else _ACCELERATOR_CHUNK_BYTES
     chunk = max(1, budget // max(1, rows * length * x.element_size()))
-    outs = []
-    for start in range(0, n_batch, chunk):
-        part = xp[start : start + chunk]
-        cols = _windows(part, k, s, d, out_hw).reshape(part.shape[0], rows, length)
-        outs.append(torch.matmul(w_mat, cols))  # (T, CkHkW) @ (n, CkHkW, L) -> (n, T, L)
-    out = outs[0] if len(outs) == 1 else torch.cat(outs)
+    starts = range(0, n_batch, chunk)
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):  # out= is not differentiable
+        parts = [_windows(xp[i : i + chunk], k, s, d, out_hw).reshape(-1, rows, length) for i in starts]
+        out = torch.cat([torch.matmul(w_mat, cols) for cols in parts])
+    else:  # each chunk's product lands in place in one preallocated output: no concatenation
+        out = xp.new_empty((n_batch, n_filters, length))
+        for start in starts:
+            cols = _windows(xp[start : start + chunk], k, s, d, out_hw).reshape(-1, rows, length)
+            torch.matmul(w_mat, cols, out=out[start : start + chunk])  # (T, CkHkW) @ (n, CkHkW, L) -> (n, T, L)
     out = out.view(n_batch, n_filters, *out_hw)
     if b is not None:
         out = out + b.view(1, -1, 1, 1)

@@ -43,8 +43,15 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 # autograded notebook and the feedback.
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 
-from course_lib.grading.preprocessors import MarkSkippedGpuCells  # noqa: E402
+from course_lib.grading.preprocessors import MarkSkippedGpuCells, StripGpuTagFromGradedCells  # noqa: E402
 
 _steps = list(Autograde.class_traits()["autograde_preprocessors"].make_dynamic_default())
 _steps.insert(_steps.index(next(s for s in _steps if s.__name__ == "Execute")) + 1, MarkSkippedGpuCells)
 c.Autograde.autograde_preprocessors = _steps
+
+# A student could tag a failing graded cell `gpu` (tags are not restored from the source) and have
+# it skipped - and a skipped graded cell scores full points. Strip the tag before execution.
+c.Autograde.sanitize_preprocessors = [
+    *Autograde.class_traits()["sanitize_preprocessors"].make_dynamic_default(),
+    StripGpuTagFromGradedCells,
+]

@@ -74,8 +74,15 @@ def graded(tmp_path_factory):
         submit(course, "solution", name, sources)
         submit(course, "untouched", name, {p.name: nbformat.read(p, as_version=4) for p in sorted(release.glob("*.ipynb"))})
         for wrong in [w for w in WRONG_ANSWERS if w[0] == name]:
-            _, fname, cell, old, new, _ = wrong
-            submit(course, f"wrong-{cell}", name, {**sources, fname: replace_in_solution_cell(sources[fname], cell, old, new)})
+            _, fname, cell, old, new, failing_test = wrong
+            wrong_nb = replace_in_solution_cell(sources[fname], cell, old, new)
+            submit(course, f"wrong-{cell}", name, {**sources, fname: wrong_nb})
+            # the same wrong answer, with its failing test cell tagged gpu to have it skipped
+            tagged = nbformat.from_dict(json.loads(json.dumps(wrong_nb)))
+            for c in tagged.cells:
+                if c.metadata.get("nbgrader", {}).get("grade_id") == failing_test:
+                    c.metadata["tags"] = [*c.metadata.get("tags", []), "gpu"]
+            submit(course, f"gpu-tagged-{cell}", name, {**sources, fname: tagged})
         nbgrader_cli.autograde(name, course)
     return course
 
@@ -96,10 +103,12 @@ def test_untouched_release_scores_zero_everywhere(graded, name):
     assert not earned, f"the untouched release of {name} earned points on {earned}: a test passes without an answer"
 
 
+@pytest.mark.parametrize("student", ["wrong", "gpu-tagged"], ids=["plain", "test-cell-tagged-gpu"])
 @pytest.mark.parametrize("wrong", WRONG_ANSWERS, ids=[f"{w[0]}:{w[2]}" for w in WRONG_ANSWERS])
-def test_known_wrong_answer_loses_exactly_its_points(graded, wrong):
+def test_known_wrong_answer_loses_exactly_its_points(graded, wrong, student):
+    """Also when the student tags the failing test cell gpu (a skipped graded cell would score full points)."""
     name, fname, cell, _, _, failing_test = wrong
-    scores = scores_by_student(graded, name)[f"wrong-{cell}"]
+    scores = scores_by_student(graded, name)[f"{student}-{cell}"]
     notebook = Path(fname).stem
     for cell_id, (score, max_score) in scores.items():
         if cell_id == f"{notebook}:{failing_test}":

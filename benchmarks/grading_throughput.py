@@ -1,0 +1,161 @@
+"""How fast does the robust autograder grade a class? (issue 5: sandboxed, parallel grading)
+
+40 synthetic submissions of the pilot assignment ``01-neural-networks`` (the solution, with every
+fifth submission's sigmoid derivative wrong and every tenth the untouched release), graded in a
+temporary course in smoke mode (``COURSE_SMOKE=1``) by
+:func:`course_lib.grading.autograde.autograde`:
+
+* with 1 worker and with 2 workers, in the strongest sandbox the machine offers;
+* with 1 worker and no sandbox (``--no-sandbox``, a quarter of the submissions), to separate the
+  sandbox's cost from the grader's own (prelude, restore/canary requests, reports);
+* against the *plain execution* of the same notebook: nbclient running the solution notebook top
+  to bottom in an ordinary kernel (start, run, shut down), as papermill or nbgrader would.
+
+Seconds per submission = wall-clock of the whole run / submissions (feedback and CSV export are
+not included; the gradebook writes are). The speed-up is the 1-worker time over the 2-worker time.
+
+``--smoke`` (CI) grades 2 submissions of a tiny synthetic assignment (one function, one test, no
+torch), so it checks that the pipeline runs rather than measuring it; most of its time is nbgrader
+registering the assignment and starting kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from course_lib.benchmarking import BenchmarkReport, benchmark_main
+
+NAME = "01-neural-networks"
+NB = f"{NAME}.ipynb"
+REPO = Path(__file__).resolve().parents[1]
+
+
+TINY = "99-tiny"
+TINY_SOURCE = '''# %% tags=["parameters"]
+SMOKE = False
+
+# %% nbgrader={"grade": false, "grade_id": "answer", "locked": false, "solution": true, "schema_version": 3}
+def answer(x):
+    ### BEGIN SOLUTION
+    return 2 * x
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "answer_test", "locked": true, "points": 3, "solution": false, "schema_version": 3}
+assert answer(2) == 4, "answer(2) must be 4"
+### BEGIN HIDDEN TESTS
+assert answer(-5) == -10
+### END HIDDEN TESTS
+'''
+
+
+def _course(tmp: Path, name: str) -> Path:
+    course = tmp / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    if name == TINY:
+        (course / "solutions" / name).mkdir()
+        (course / "solutions" / name / f"{name}.py").write_text(TINY_SOURCE)
+    else:
+        shutil.copytree(REPO / "solutions" / name, course / "solutions" / name,
+                        ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
+    return course
+
+
+def _submissions(course: Path, name: str, n: int, prefix: str) -> None:
+    import nbformat
+
+    nb_name = f"{name}.ipynb"
+    sol = nbformat.read(course / "solutions" / name / nb_name, as_version=4)
+    rel = nbformat.read(course / "assignments" / name / nb_name, as_version=4)
+    for i in range(n):
+        nb = copy.deepcopy(rel if i % 10 == 3 else sol)
+        if i % 5 == 0:
+            for cell in nb.cells:
+                if cell.metadata.get("nbgrader", {}).get("grade_id") == "sigmoid":
+                    cell.source = cell.source.replace("return s * (1.0 - s)", "return s")
+        folder = course / "grading" / "submitted" / f"{prefix}{i:03d}" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, folder / nb_name)
+
+
+def _plain_execution(course: Path, name: str, runs: int) -> list[float]:
+    """Seconds to execute the solution notebook in a plain kernel (nbclient), ``runs`` times."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    times = []
+    for _ in range(runs):
+        nb = nbformat.read(course / "solutions" / name / f"{name}.ipynb", as_version=4)
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def run(smoke: bool) -> BenchmarkReport:
+    from course_lib.grading import autograde as ag
+    from course_lib.grading import sandbox as sb
+    from course_lib.grading.release import generate
+
+    os.environ["COURSE_SMOKE"] = "1"
+    os.environ.setdefault("COURSE_GPU", "0")
+    name = TINY if smoke else NAME
+    n = 2 if smoke else 40
+    n_plain = 1 if smoke else 5
+    n_unsandboxed = 0 if smoke else 10
+    cfg = ag.GradeConfig(smoke=True)
+    iso = sb.detect(allow_none=True, limits=cfg.limits)
+    report = BenchmarkReport(
+        title=f"Autograding throughput: {name} (smoke mode), seconds per submission",
+        columns=["how", "isolation", "workers", "submissions", "wall s", "s per submission", "vs plain execution"])
+    with tempfile.TemporaryDirectory(prefix="grading-bench-") as tmp:
+        course = _course(Path(tmp), name)
+        generate(name, course)
+        plain = _plain_execution(course, name, n_plain)
+        plain_s = statistics.median(plain)
+        report.add_row("plain execution (nbclient, no grading)", "none", 1, n_plain, round(sum(plain), 2),
+                       round(plain_s, 2), 1.0)
+        results = {}
+        for label, jobs, no_sandbox, count in (("robust grader", 1, False, n), ("robust grader", 2, False, n),
+                                               ("robust grader, --no-sandbox", 1, True, n_unsandboxed)):
+            if not count:
+                continue
+            shutil.rmtree(course / "grading" / "submitted", ignore_errors=True)
+            shutil.rmtree(course / "grading" / "reports", ignore_errors=True)
+            prefix = f"j{jobs}{'n' if no_sandbox else 's'}-"
+            _submissions(course, name, count, prefix)
+            start = time.perf_counter()
+            summary = ag.autograde(name, course, jobs=jobs, config=cfg, no_sandbox=no_sandbox,
+                                   isolation="none" if no_sandbox else None, feedback=False, export=False,
+                                   log=lambda m: None)
+            wall = time.perf_counter() - start
+            if summary.failed or len(summary.graded) != count:
+                raise RuntimeError(f"benchmark run failed: {summary}")
+            per = wall / count
+            results[(jobs, no_sandbox)] = per
+            report.add_row(label, "none" if no_sandbox else iso.variant, jobs, count, round(wall, 2), round(per, 2),
+                           round(per / plain_s, 2))
+    report.figures["plain execution s per notebook"] = round(plain_s, 3)
+    report.figures["robust grader s per submission, 1 worker"] = round(results[(1, False)], 3)
+    report.figures["robust grader s per submission, 2 workers"] = round(results[(2, False)], 3)
+    report.figures["speed-up 2 workers vs 1"] = round(results[(1, False)] / results[(2, False)], 3)
+    report.figures["overhead vs plain execution, 1 worker (x)"] = round(results[(1, False)] / plain_s, 3)
+    if (1, True) in results:
+        report.figures["sandbox cost s per submission (1 worker)"] = round(results[(1, False)] - results[(1, True)], 3)
+    report.notes.append(f"isolation: {iso.describe()}")
+    report.notes.append(f"machine cores: {os.cpu_count()} (shared with other jobs while measuring: load average "
+                        f"{os.getloadavg()[0]:.1f} at the end)")
+    report.notes.append("per submission the grader starts a worker process and a kernel in the sandbox, runs a "
+                        "prelude (imports + snapshot), and before each test part a restore and a canary request")
+    return report
+
+
+if __name__ == "__main__":
+    benchmark_main("grading_throughput", run)

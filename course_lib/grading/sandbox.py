@@ -284,6 +284,9 @@ def _bwrap_args(iso: Isolation, spec: SandboxSpec, limits: Limits) -> list[str]:
                 made.add(str(parent))
         made.add(str(path))
 
+    # /tmp first: a venv or checkout that lives under /tmp is bound on top of it, not hidden by it
+    args += ["--size", str(limits.tmp_size), "--perms", "1777", "--tmpfs", "/tmp"]
+    made.add("/tmp")
     for p in spec.readonly:
         if p.is_symlink() and str(p.parent) == "/":
             args += ["--symlink", os.readlink(p), str(p)]
@@ -291,8 +294,8 @@ def _bwrap_args(iso: Isolation, spec: SandboxSpec, limits: Limits) -> list[str]:
         elif p.exists():
             parents(p)
             args += ["--ro-bind", str(p), str(p)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_size), "--perms", "1777", "--tmpfs", "/tmp"]
-    made |= {"/proc", "/dev", "/tmp"}
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    made |= {"/proc", "/dev"}
     parents(spec.stage)
     args += ["--ro-bind", str(spec.stage), str(spec.stage)]
     parents(spec.ipc)
@@ -580,13 +583,14 @@ def _init_main(spec: dict) -> None:  # pragma: no cover - runs inside the namesp
 
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
+    # /tmp first: a venv or checkout that lives under /tmp is bound on top of it, not hidden by it
+    os.makedirs(inside("/tmp"), exist_ok=True)
+    mount("tmpfs", inside("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec['tmp_size']}")
     for path in spec["readonly"]:
         if os.path.islink(path) and os.path.dirname(path) == "/":
             os.symlink(os.readlink(path), inside(path))
         elif os.path.exists(path):
             bind(path, ro=True)
-    os.makedirs(inside("/tmp"), exist_ok=True)
-    mount("tmpfs", inside("/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={spec['tmp_size']}")
     bind(spec["stage"], ro=True)
     bind(spec["ipc"], ro=False)
     os.makedirs(inside(spec["workdir"]), exist_ok=True)

@@ -24,7 +24,7 @@ from course_lib import optim as co
 from course_lib import regularization as R
 from course_lib.benchmarking import BenchmarkReport, benchmark_main
 from course_lib.data import load_mnist
-from course_lib.training import accuracy
+from course_lib.training import accuracy, fit
 
 MEAN, STD = 0.1307, 0.3081
 OPTIMISER_CFG = {
@@ -42,20 +42,10 @@ def _flat(images: np.ndarray) -> torch.Tensor:
 
 
 def _train(model: nn.Module, opt: torch.optim.Optimizer, X, y, epochs: int, batch: int = 128) -> list[float]:
-    gen = torch.Generator().manual_seed(1)
-    losses = []
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(X), generator=gen)
-        for i in range(0, len(X), batch):
-            idx = order[i : i + batch]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(X[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+    """Every mini-batch's loss (course_lib.training.fit: the same shuffled batches for every optimiser)."""
+    history = fit(model, nn.functional.cross_entropy, opt, X, y, epochs=epochs, batch_size=batch, seed=1, progress=False)
     model.eval()
-    return losses
+    return history.batch_loss
 
 
 def _mlp() -> nn.Module:

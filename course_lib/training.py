@@ -15,9 +15,10 @@ import torch
 
 @dataclass
 class History:
-    """Per-epoch training loss, validation loss and validation metric, plus the wall time."""
+    """Per-epoch training loss, validation loss and validation metric, every batch's loss, and the wall time."""
 
     train_loss: list[float] = field(default_factory=list)
+    batch_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_metric: list[float] = field(default_factory=list)
     seconds: float = 0.0
@@ -97,6 +98,7 @@ def fit(
             loss = loss_fn(model(X[idx]), y[idx])
             loss.backward()
             optimizer.step()
+            history.batch_loss.append(loss.item())
             total += loss.item() * len(idx)
         history.train_loss.append(total / n)
         postfix = {"loss": f"{history.train_loss[-1]:.4f}"}

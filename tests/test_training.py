@@ -25,7 +25,7 @@ def test_fit_matches_a_hand_written_loop(seed, batch_size, epochs):
                   batch_size=batch_size, seed=seed, progress=False, X_val=X, y_val=y, metric=accuracy)
     opt = torch.optim.SGD(twin.parameters(), lr=0.1)
     bs = batch_size or len(X)
-    losses = []
+    losses, batch_losses = [], []
     for epoch in range(epochs):
         order = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed + epoch))
         total = 0.0
@@ -35,11 +35,14 @@ def test_fit_matches_a_hand_written_loop(seed, batch_size, epochs):
             loss = loss_fn(twin(X[idx]), y[idx])
             loss.backward()
             opt.step()
+            batch_losses.append(loss.item())
             total += loss.item() * len(idx)
         losses.append(total / len(X))
     for p, q in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-12)
     assert history.train_loss == pytest.approx(losses, rel=1e-12)
+    assert history.batch_loss == pytest.approx(batch_losses, rel=1e-12)
+    assert len(history.batch_loss) == epochs * -(-len(X) // (batch_size or len(X)))
     assert len(history.val_loss) == len(history.val_metric) == epochs
     assert history.val_loss[-1] == pytest.approx(loss_fn(twin(X), y).item(), rel=1e-10)
 

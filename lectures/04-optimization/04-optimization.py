@@ -35,7 +35,6 @@
 SMOKE = False
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,7 +45,7 @@ from tqdm.auto import tqdm
 from course_lib import optim as co
 from course_lib.data import load_mnist
 from course_lib.notebook import setup_notebook
-from course_lib.training import accuracy
+from course_lib.training import accuracy, fit
 
 SMOKE = setup_notebook(SMOKE, seed=0)
 QUAD_STEPS = 60 if SMOKE else 100
@@ -418,25 +417,13 @@ def make_mlp():
 
 
 def train_mnist(name):
+    """Per-batch training losses, test accuracy after each epoch and seconds for one optimiser."""
     model = make_mlp()
     opt = co.OPTIMIZERS[name](model.parameters(), **MNIST_CFG[name])
-    gen = torch.Generator().manual_seed(1)  # the same batches for every optimiser
-    losses, test_acc = [], []
-    start = time.perf_counter()
-    for _ in range(MNIST_EPOCHS):
-        model.train()
-        order = torch.randperm(len(X_train), generator=gen)
-        for i in range(0, len(X_train), BATCH):
-            idx = order[i : i + BATCH]
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(X_train[idx]), y_train[idx])
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        model.eval()
-        with torch.no_grad():
-            test_acc.append(accuracy(model(X_test), y_test))
-    return np.array(losses), test_acc, time.perf_counter() - start
+    # seed=1: the same shuffled batches for every optimiser
+    history = fit(model, nn.functional.cross_entropy, opt, X_train, y_train, epochs=MNIST_EPOCHS, batch_size=BATCH,
+                  X_val=X_test, y_val=y_test, metric=accuracy, seed=1, progress=False)
+    return np.array(history.batch_loss), history.val_metric, history.seconds
 
 
 results = {name: train_mnist(name) for name in tqdm(MNIST_CFG, desc="optimisers")}

@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"the course needs Python 3.11, $(VENV) has {sys.version.split()[0]}: rm -rf $(VENV) and set PYTHON=python3.11"'
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[tools,test]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -35,27 +35,27 @@ $(LAB_SETTINGS): $(STAMP)
 
 ## build the course: every notebook executed into build/executed, then the website into build/site
 course: venv
-	OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m course_lib.notebook.run execute --jobs $(JOBS) $(if $(filter 1,$(FULL)),--full,) --json build/executed/results.json
-	$(PY) -m course_lib.site build --strict
+	OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m course_tools execute --jobs $(JOBS) $(if $(filter 1,$(FULL)),--full,) --json build/executed/results.json
+	$(PY) -m course_tools site build --strict
 
 ## the website alone, from what build/executed holds
 site: venv
-	$(PY) -m course_lib.site build
+	$(PY) -m course_tools site build
 
 notebooks: venv
-	$(PY) -m course_lib.notebook.run sync
+	$(PY) -m course_tools sync
 
 ## every test; lectures are executed once, by nbval (smoke mode), and the website is built from that run
 test: venv $(LAB_SETTINGS)
-	$(PY) -m ruff check course_lib tests benchmarks conftest.py nbgrader_config.py
-	$(PY) -m course_lib.notebook.run sync
+	$(PY) -m ruff check course_lib course_tools tests benchmarks conftest.py nbgrader_config.py
+	$(PY) -m course_tools sync
 	COURSE_SMOKE=1 OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 \
-		--durations=15 --ignore=tests/test_site.py tests lectures
-	$(PY) -m pytest -q tests/test_site.py
+		--durations=15 --ignore=tests/tools/test_site.py tests lectures
+	$(PY) -m pytest -q tests/tools/test_site.py
 
-## the library tests only (seconds)
+## the library tests only (seconds): tests/ without tests/tools/
 test-fast: venv
-	$(PY) -m pytest -n $(JOBS) tests --ignore=tests/test_grading_roundtrip.py --ignore=tests/test_grading_hostile.py --ignore=tests/test_site.py --ignore=tests/test_lab.py
+	$(PY) -m pytest -n $(JOBS) tests --ignore=tests/tools
 
 ## JupyterLab for students: .py lectures open as notebooks (jupytext)
 lab: venv $(LAB_SETTINGS)
@@ -63,29 +63,27 @@ lab: venv $(LAB_SETTINGS)
 
 ## instructor: regenerate assignments/ from solutions/ (commit the result)
 release: venv
-	$(PY) -m course_lib.grading release $(ASSIGNMENT)
+	$(PY) -m course_tools release $(ASSIGNMENT)
 
 check-release: venv
-	$(PY) -m course_lib.grading check-release
+	$(PY) -m course_tools check-release
 
 ## instructor: make collect ASSIGNMENT=01-neural-networks FROM=path/with/<student>/<notebook>.ipynb
 collect: venv
-	$(PY) -m course_lib.grading collect $(ASSIGNMENT) --from $(FROM)
+	$(PY) -m course_tools collect $(ASSIGNMENT) --from $(FROM)
 
 autograde: venv
-	$(PY) -m course_lib.grading autograde $(ASSIGNMENT)
+	$(PY) -m course_tools autograde $(ASSIGNMENT)
 
 feedback: venv
-	$(PY) -m course_lib.grading feedback $(ASSIGNMENT)
+	$(PY) -m course_tools feedback $(ASSIGNMENT)
 
 export-grades: venv
-	$(PY) -m course_lib.grading export
+	$(PY) -m course_tools export
 
 ## benchmarks at real size (SMOKE=1 for tiny sizes), then benchmarks/RESULTS.md
 bench: venv
-	@set -e; for script in benchmarks/*.py; do \
-		echo "== $$script"; $(PY) $$script $(if $(filter 1,$(SMOKE)),--smoke,); done
-	$(PY) -m course_lib.benchmarking
+	$(PY) -m course_tools bench $(if $(filter 1,$(SMOKE)),--smoke,)
 
 ## refresh requirements/constraints.txt from the current environment
 lock: venv

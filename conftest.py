@@ -1,7 +1,7 @@
 """Repository-wide pytest hooks for notebooks run by nbval (``pytest --nbval-lax lectures``).
 
 - ``gpu``-tagged cells are skipped where no CUDA device exists, with the reason shown
-  (the same decision as the papermill executor and nbgrader: :mod:`course_lib.notebook.gpu`).
+  (the same decision as the papermill executor and nbgrader: :mod:`course_lib.gpu`).
 - The one execution nbval does is kept: each notebook's outputs are written to
   ``build/executed/<path>.ipynb`` so the website and reports need no second run.
 - At the end a table gives the seconds each notebook took, so slow notebooks are visible.
@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.notebook.gpu import SKIP_MESSAGE, cuda_available, is_gpu_cell, mark_skipped_gpu_cells
+from course_lib.gpu import SKIP_MESSAGE, cuda_available, is_gpu_cell, mark_skipped_gpu_cells
+from course_lib.notebook import SMOKE_ENV_VAR
+from course_tools.layout import LAYOUT
 
-ROOT = Path(__file__).resolve().parent
-EXECUTED_DIR = ROOT / "build" / "executed"
+ROOT = LAYOUT.root
+EXECUTED_DIR = LAYOUT.executed
 
 _notebook_seconds: dict[str, float] = defaultdict(float)
 _notebook_status: dict[str, str] = {}
@@ -31,7 +33,7 @@ def _is_nbval_cell(item) -> bool:
 
 def pytest_collection_modifyitems(config, items):
     if any(_is_nbval_cell(i) for i in items):
-        os.environ.setdefault("COURSE_SMOKE", "1")  # kernels started later inherit smoke mode
+        os.environ.setdefault(SMOKE_ENV_VAR, "1")  # kernels started later inherit smoke mode
     if cuda_available():
         return
     skip = pytest.mark.skip(reason=SKIP_MESSAGE.strip())
@@ -81,7 +83,7 @@ def pytest_sessionfinish(session, exitstatus):
             rel = Path(path).resolve().relative_to(ROOT)
         except ValueError:
             continue
-        from course_lib.notebook.convert import write_notebook
+        from course_tools.notebooks.convert import write_notebook
 
         write_notebook(nb, EXECUTED_DIR / rel)
 

@@ -7,6 +7,7 @@ grading/     submissions, autograded notebooks, feedback and the SQLite gradeboo
 
 import os
 import sys
+from pathlib import Path
 
 c = get_config()  # noqa: F821 - injected by nbgrader/traitlets
 
@@ -14,23 +15,26 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from course_tools.layout import ASSIGNMENTS, SOLUTIONS, CourseLayout  # noqa: E402
+
+_course = CourseLayout(Path(HERE))
 c.CourseDirectory.root = HERE
 c.CourseDirectory.course_id = "foundations-of-deep-learning"
-c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "assignments"
-c.CourseDirectory.submitted_directory = os.path.join("grading", "submitted")
-c.CourseDirectory.autograded_directory = os.path.join("grading", "autograded")
-c.CourseDirectory.feedback_directory = os.path.join("grading", "feedback")
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(HERE, "grading", "gradebook.db")
-os.makedirs(os.path.join(HERE, "grading"), exist_ok=True)
+c.CourseDirectory.source_directory = SOLUTIONS
+c.CourseDirectory.release_directory = ASSIGNMENTS
+c.CourseDirectory.submitted_directory = str(_course.grading.relative_to(_course.root) / "submitted")
+c.CourseDirectory.autograded_directory = str(_course.grading.relative_to(_course.root) / "autograded")
+c.CourseDirectory.feedback_directory = str(_course.grading.relative_to(_course.root) / "feedback")
+c.CourseDirectory.db_url = "sqlite:///" + str(_course.gradebook)
+_course.grading.mkdir(exist_ok=True)
 
 # Only the generated .ipynb of a source assignment is a notebook; its .py twin is not released.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py"]
 
 # gpu-tagged cells: skipped where no CUDA device exists (the same decision as the executor and
 # nbval; COURSE_GPU=0/1 overrides it without importing torch). Graded cells are never gpu cells:
-# a skipped graded cell would score full points (tests/test_notebook_sources.py enforces this).
-from course_lib.notebook.gpu import skip_tag  # noqa: E402
+# a skipped graded cell would score full points (tests/tools/test_notebook_sources.py enforces this).
+from course_lib.gpu import skip_tag  # noqa: E402
 
 _tag = skip_tag()
 if _tag:
@@ -43,7 +47,7 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 # autograded notebook and the feedback.
 from nbgrader.converters.autograde import Autograde  # noqa: E402
 
-from course_lib.grading.preprocessors import MarkSkippedGpuCells, StripGpuTagFromGradedCells  # noqa: E402
+from course_tools.grading.preprocessors import MarkSkippedGpuCells, StripGpuTagFromGradedCells  # noqa: E402
 
 _steps = list(Autograde.class_traits()["autograde_preprocessors"].make_dynamic_default())
 _steps.insert(_steps.index(next(s for s in _steps if s.__name__ == "Execute")) + 1, MarkSkippedGpuCells)

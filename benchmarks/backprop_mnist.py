@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib.benchmarking import BenchmarkReport, benchmark_main
 from course_lib.data import load_mnist
 from course_lib.layers import Linear, ReLU, Sequential, SoftmaxCrossEntropy, sgd_step
 from course_lib.regularization import shift
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
 
 NUMPY_TARGET = 0.975
 TORCH_TARGET = 0.980

@@ -28,8 +28,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from course_lib.benchmarking import BenchmarkReport, benchmark_main
 from course_lib.conv import conv2d_im2col, conv2d_naive, im2col
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
 
 
 def _interleaved(candidates: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:

@@ -3,7 +3,7 @@
 40 synthetic submissions of the pilot assignment ``01-neural-networks`` (the solution, with every
 fifth submission's sigmoid derivative wrong and every tenth the untouched release), graded in a
 temporary course in smoke mode (``COURSE_SMOKE=1``) by
-:func:`course_lib.grading.autograde.autograde`:
+:func:`course_tools.grading.autograde.autograde`:
 
 * with 1 worker and with 2 workers, in the strongest sandbox the machine offers;
 * with 1 worker and no sandbox (``--no-sandbox``, a quarter of the submissions), to separate the
@@ -29,11 +29,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from course_lib.benchmarking import BenchmarkReport, benchmark_main
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
+from course_tools.layout import (
+    ASSIGNMENTS,
+    GPU_ENV_VAR,
+    GRADING,
+    NBGRADER_CONFIG_FILE,
+    REPO_ROOT,
+    SMOKE_ENV_VAR,
+    SOLUTIONS,
+)
 
 NAME = "01-neural-networks"
 NB = f"{NAME}.ipynb"
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 
 
 TINY = "99-tiny"
@@ -56,13 +65,13 @@ assert answer(-5) == -10
 
 def _course(tmp: Path, name: str) -> Path:
     course = tmp / "course"
-    (course / "solutions").mkdir(parents=True)
-    shutil.copy(REPO / "nbgrader_config.py", course)
+    (course / SOLUTIONS).mkdir(parents=True)
+    shutil.copy(REPO / NBGRADER_CONFIG_FILE, course)
     if name == TINY:
-        (course / "solutions" / name).mkdir()
-        (course / "solutions" / name / f"{name}.py").write_text(TINY_SOURCE)
+        (course / SOLUTIONS / name).mkdir()
+        (course / SOLUTIONS / name / f"{name}.py").write_text(TINY_SOURCE)
     else:
-        shutil.copytree(REPO / "solutions" / name, course / "solutions" / name,
+        shutil.copytree(REPO / SOLUTIONS / name, course / SOLUTIONS / name,
                         ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
     return course
 
@@ -71,15 +80,15 @@ def _submissions(course: Path, name: str, n: int, prefix: str) -> None:
     import nbformat
 
     nb_name = f"{name}.ipynb"
-    sol = nbformat.read(course / "solutions" / name / nb_name, as_version=4)
-    rel = nbformat.read(course / "assignments" / name / nb_name, as_version=4)
+    sol = nbformat.read(course / SOLUTIONS / name / nb_name, as_version=4)
+    rel = nbformat.read(course / ASSIGNMENTS / name / nb_name, as_version=4)
     for i in range(n):
         nb = copy.deepcopy(rel if i % 10 == 3 else sol)
         if i % 5 == 0:
             for cell in nb.cells:
                 if cell.metadata.get("nbgrader", {}).get("grade_id") == "sigmoid":
                     cell.source = cell.source.replace("return s * (1.0 - s)", "return s")
-        folder = course / "grading" / "submitted" / f"{prefix}{i:03d}" / name
+        folder = course / GRADING / "submitted" / f"{prefix}{i:03d}" / name
         folder.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, folder / nb_name)
 
@@ -91,7 +100,7 @@ def _plain_execution(course: Path, name: str, runs: int) -> list[float]:
 
     times = []
     for _ in range(runs):
-        nb = nbformat.read(course / "solutions" / name / f"{name}.ipynb", as_version=4)
+        nb = nbformat.read(course / SOLUTIONS / name / f"{name}.ipynb", as_version=4)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
@@ -100,12 +109,12 @@ def _plain_execution(course: Path, name: str, runs: int) -> list[float]:
 
 
 def run(smoke: bool) -> BenchmarkReport:
-    from course_lib.grading import autograde as ag
-    from course_lib.grading import sandbox as sb
-    from course_lib.grading.release import generate
+    from course_tools.grading import autograde as ag
+    from course_tools.grading import sandbox as sb
+    from course_tools.grading.release import generate
 
-    os.environ["COURSE_SMOKE"] = "1"
-    os.environ.setdefault("COURSE_GPU", "0")
+    os.environ[SMOKE_ENV_VAR] = "1"
+    os.environ.setdefault(GPU_ENV_VAR, "0")
     name = TINY if smoke else NAME
     n = 2 if smoke else 40
     n_plain = 1 if smoke else 5
@@ -127,8 +136,8 @@ def run(smoke: bool) -> BenchmarkReport:
                                                ("robust grader, --no-sandbox", 1, True, n_unsandboxed)):
             if not count:
                 continue
-            shutil.rmtree(course / "grading" / "submitted", ignore_errors=True)
-            shutil.rmtree(course / "grading" / "reports", ignore_errors=True)
+            shutil.rmtree(course / GRADING / "submitted", ignore_errors=True)
+            shutil.rmtree(course / GRADING / "reports", ignore_errors=True)
             prefix = f"j{jobs}{'n' if no_sandbox else 's'}-"
             _submissions(course, name, count, prefix)
             start = time.perf_counter()

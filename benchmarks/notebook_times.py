@@ -9,13 +9,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from course_lib.benchmarking import BenchmarkReport, benchmark_main
-from course_lib.notebook.convert import REPO_ROOT, find_sources
-from course_lib.notebook.run import execute_many
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
+from course_tools.layout import LECTURES, REPO_ROOT, SOLUTIONS
+from course_tools.notebooks.convert import find_sources
+from course_tools.notebooks.execute import execute_many
 
 
 def run(smoke: bool) -> BenchmarkReport:
-    sources = find_sources("lectures") + find_sources("solutions")
+    sources = find_sources(LECTURES) + find_sources(SOLUTIONS)
     modes = [("smoke", True)] if smoke else [("smoke", True), ("full", False)]
     if smoke:
         sources = sources[:1]

@@ -22,9 +22,9 @@ from torch import nn
 
 from course_lib import optim as co
 from course_lib import regularization as R
-from course_lib.benchmarking import BenchmarkReport, benchmark_main
 from course_lib.data import load_mnist
 from course_lib.training import accuracy, fit
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
 
 MEAN, STD = 0.1307, 0.3081
 OPTIMISER_CFG = {

@@ -1,0 +1,289 @@
+"""The student's entry point for real: ``make lab`` (JupyterLab 4 + jupytext + nbgrader's extensions).
+
+One JupyterLab server, started the way ``make lab`` starts it (``jupyter lab`` in the repository
+root) but headless, on a free loopback port, with a token, and with throwaway Jupyter config,
+data and runtime folders so the user's own settings cannot change the outcome. Through the REST
+API a lecture ``.py`` opens as a notebook model (jupytext's contents manager), a kernel imports
+``course_lib``; headless Chromium opens ``/lab/tree/<lecture>.py`` and the notebook renders
+(screenshot in build/site-screenshots/lab-lecture.png); nbgrader's JupyterLab plugins are
+activated without errors; the server then shuts down cleanly, kernels included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import chromium_client  # tests/tools/chromium_client.py, the headless-Chromium client (pytest puts this folder on sys.path)
+import pytest
+
+from course_tools.layout import REPO_ROOT
+
+ROOT = REPO_ROOT
+SHOTS = ROOT / "build" / "site-screenshots"
+LECTURE = "lectures/01-neural-networks/01-neural-networks.py"
+NBGRADER_PLUGINS = ["@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment",
+                    "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list", "@jupyter/nbgrader:menu"]
+# `make lab` opens lectures/*.py as notebooks because the course's virtual environment carries this
+# JupyterLab settings override (written by the Makefile when it creates .venv)
+LAB_OVERRIDES = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+DEFAULT_VIEWERS = {"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}
+NBGRADER_COMMANDS = ["nbgrader:open-assignment-list", "nbgrader:open-formgrader", "nbgrader:open-course-list",
+                     "nbgrader:open-create-assignment"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Lab:
+    """A running ``jupyter lab`` and a tiny client for its REST API."""
+
+    def __init__(self, tmp: Path):
+        self.port, self.token = free_port(), secrets.token_hex(16)
+        self.base = f"http://127.0.0.1:{self.port}/"
+        env = {**os.environ, "COURSE_SMOKE": "1", "JUPYTER_PLATFORM_DIRS": "1",
+               "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_DATA_DIR": str(tmp / "data"),
+               "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "PYTHONDONTWRITEBYTECODE": "1"}
+        self.log_path = tmp / "jupyter-lab.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        jupyter = Path(sys.executable).with_name("jupyter")
+        self.proc = subprocess.Popen(
+            [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+             "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={ROOT}",
+             "--LabApp.expose_app_in_browser=True"] + (["--allow-root"] if os.geteuid() == 0 else []),
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:
+                self.api("GET", "api/status")
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"jupyter lab did not answer within 120 s:\n{self.log()[-3000:]}") from None
+                time.sleep(0.3)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def api(self, method: str, path: str, body: dict | None = None, timeout: float = 60):
+        request = urllib.request.Request(self.base + path, method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": f"token {self.token}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = response.read()
+            return json.loads(data) if data else None
+
+    def get_text(self, path: str, timeout: float = 60) -> tuple[int, str]:
+        request = urllib.request.Request(self.base + path, headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode("utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self._log.close()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    server = Lab(tmp_path_factory.mktemp("jupyter"))
+    server.lecture_files = snapshot((ROOT / LECTURE).parent)
+    yield server
+    server.stop()
+
+
+def execute(lab: Lab, kernel_id: str, code: str, timeout: float = 60) -> tuple[str, dict]:
+    """Run ``code`` in a kernel over its websocket (Jupyter messaging protocol); return (stdout, reply content)."""
+    import websocket
+
+    ws = websocket.create_connection(f"ws://127.0.0.1:{lab.port}/api/kernels/{kernel_id}/channels?token={lab.token}",
+                                     timeout=timeout, suppress_origin=True)
+    session = uuid.uuid4().hex
+
+    def request(msg_type: str, content: dict) -> str:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({"header": {"msg_id": msg_id, "msg_type": msg_type, "username": "test", "session": session,
+                                       "date": "", "version": "5.3"},
+                            "parent_header": {}, "metadata": {}, "channel": "shell", "content": content}))
+        return msg_id
+
+    try:
+        # outputs published before the iopub channel is subscribed are lost: nudge with kernel_info
+        # requests until one of them shows up on iopub (the usual Jupyter client handshake)
+        deadline, ready = time.monotonic() + timeout, False
+        while not ready:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the kernel's iopub channel did not answer within {timeout} s")
+            nudge = request("kernel_info_request", {})
+            ws.settimeout(1.0)
+            try:
+                while True:
+                    msg = json.loads(ws.recv())
+                    if msg.get("channel") == "iopub" and msg.get("parent_header", {}).get("msg_id") == nudge:
+                        ready = True
+                        break
+            except websocket.WebSocketTimeoutException:
+                pass
+        ws.settimeout(timeout)
+        msg_id = request("execute_request", {"code": code, "silent": False, "store_history": False,
+                                             "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+        # the reply (shell) and the outputs (iopub) travel separately: done when both the reply and
+        # iopub's "idle" status for this request have arrived
+        stdout, reply, idle, deadline = [], None, False, time.monotonic() + timeout
+        while time.monotonic() < deadline and not (reply is not None and idle):
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["header"]["msg_type"]
+            if kind == "stream" and msg["content"].get("name") == "stdout":
+                stdout.append(msg["content"]["text"])
+            elif kind == "error":
+                stdout.append("\n".join(msg["content"].get("traceback", [])))
+            elif kind == "execute_reply":
+                reply = msg["content"]
+            elif kind == "status" and msg["content"].get("execution_state") == "idle":
+                idle = True
+        if reply is None or not idle:
+            raise TimeoutError(f"no complete answer to the execute request within {timeout} s")
+        return "".join(stdout), reply
+    finally:
+        ws.close()
+
+
+def test_rest_api_opens_the_lecture_py_as_a_notebook_through_jupytext(lab):
+    model = lab.api("GET", f"api/contents/{LECTURE}?type=notebook&content=1")
+    assert model["type"] == "notebook", f"{LECTURE} opened as {model['type']}, not as a notebook (jupytext?)"
+    cells = model["content"]["cells"]
+    assert cells[0]["cell_type"] == "markdown" and cells[0]["source"].startswith("# Lecture 01")
+    assert any("parameters" in c["metadata"].get("tags", []) for c in cells), "the parameters cell lost its tag"
+    assert sum(c["cell_type"] == "code" for c in cells) >= 5
+    # the folder listing shows the text notebook as a notebook, too
+    listing = lab.api("GET", "api/contents/" + str(Path(LECTURE).parent))
+    assert {c["name"]: c["type"] for c in listing["content"]}[Path(LECTURE).name] == "notebook"
+
+
+def test_a_kernel_starts_and_imports_course_lib(lab):
+    kernel = lab.api("POST", "api/kernels", {"name": "python3"})
+    try:
+        stdout, reply = execute(lab, kernel["id"], "import course_lib, course_lib.notebook\n"
+                                                   "print(course_lib.__file__)\n"
+                                                   "print(course_lib.notebook.smoke_mode())")
+        assert reply["status"] == "ok", stdout
+        path, smoke = stdout.split()
+        assert Path(path) == ROOT / "course_lib" / "__init__.py", f"the kernel imported {path}"
+        assert smoke == "True", "COURSE_SMOKE=1 of the server did not reach the kernel"
+    finally:
+        lab.api("DELETE", f"api/kernels/{kernel['id']}")
+
+
+@pytest.fixture(scope="module")
+def lab_page(lab):
+    """Chromium showing /lab/tree/<lecture>.py, once the notebook's cells are on screen."""
+    try:
+        binary = chromium_client.ensure_chromium(install=True)
+    except chromium_client.BrowserSetupError as exc:
+        pytest.skip(f"!!! BROWSER TESTS SKIPPED: no Chromium and it could not be installed: {exc}")
+    with chromium_client.Chromium(binary, width=1400, height=900, timeout=120) as browser:
+        n_cells = len(lab.api("GET", f"api/contents/{LECTURE}?type=notebook&content=1")["content"]["cells"])
+        browser.goto(f"{lab.base}lab/tree/{LECTURE}?token={lab.token}",
+                     ready="document.querySelector('.jp-NotebookPanel .jp-Cell, .jp-FileEditor') !== null", timeout=120)
+        if not browser.evaluate("document.querySelector('.jp-NotebookPanel .jp-Cell') !== null"):
+            pytest.fail(f"JupyterLab opened {LECTURE} in the text editor, not as a notebook: the default viewer of "
+                        f"Python files must be 'Jupytext Notebook', i.e. {LAB_OVERRIDES} must hold "
+                        f"{json.dumps(DEFAULT_VIEWERS)} (the Makefile's venv rule writes it)")
+        # a test only looks: no autosave may write the lecture (or a paired .ipynb) back to the repository
+        browser.evaluate("window.jupyterapp.restored.then(() => window.jupyterapp.commands.isToggled("
+                         "'docmanager:toggle-autosave') ? window.jupyterapp.commands.execute("
+                         "'docmanager:toggle-autosave') : null).then(() => true)", timeout=60)
+        assert browser.evaluate("window.jupyterapp.commands.isToggled('docmanager:toggle-autosave')") is False
+        yield browser, n_cells
+
+
+def test_jupyterlab_renders_the_lecture_as_a_notebook(lab_page):
+    browser, n_cells = lab_page
+    browser.wait_for("!!document.querySelector('.jp-NotebookPanel .jp-MarkdownCell .jp-RenderedMarkdown h1')", timeout=60)
+    title = browser.evaluate("document.querySelector('.jp-NotebookPanel .jp-RenderedMarkdown h1').innerText")
+    assert title.startswith("Lecture 01"), title
+    # the lecture's math is typeset by JupyterLab's bundled MathJax (offline)
+    browser.wait_for("document.querySelectorAll('.jp-NotebookPanel .jp-RenderedMarkdown mjx-container').length > 0",
+                     timeout=60)
+    model_cells = browser.evaluate("window.jupyterapp.shell.currentWidget.content.model.cells.length")
+    assert model_cells == n_cells, f"the notebook shows {model_cells} cells, the REST model has {n_cells}"
+    assert browser.evaluate("window.jupyterapp.shell.currentWidget.context.path") == LECTURE
+    time.sleep(1)  # let the kernel indicator and toolbar settle for the picture
+    shot = browser.screenshot(SHOTS / "lab-lecture.png")
+    assert shot.stat().st_size > 20_000
+
+
+def test_nbgrader_lab_extensions_are_activated_without_errors(lab, lab_page):
+    browser, _ = lab_page
+    plugins = browser.evaluate("window.jupyterapp.listPlugins().filter(p => p.startsWith('@jupyter/nbgrader'))")
+    missing = [p for p in NBGRADER_PLUGINS if p not in plugins]
+    assert not missing, f"nbgrader plugins not registered: {missing} (registered: {plugins})"
+    inactive = browser.evaluate(f"{json.dumps(NBGRADER_PLUGINS)}.filter(p => !window.jupyterapp.isPluginActivated(p))")
+    assert inactive == [], f"nbgrader plugins not activated: {inactive}"
+    commands = browser.evaluate("window.jupyterapp.commands.listCommands()")
+    assert [c for c in NBGRADER_COMMANDS if c not in commands] == []
+    # visible: the Nbgrader menu in the menu bar and the Validate button in the notebook's toolbar
+    menus = browser.evaluate("Array.from(document.querySelectorAll('.lm-MenuBar-itemLabel')).map(e => e.innerText)")
+    assert "Nbgrader" in menus, menus
+    browser.wait_for("Array.from(document.querySelectorAll('.jp-NotebookPanel-toolbar *'))"
+                     ".some(e => /validate/i.test(e.innerText || e.title || ''))", timeout=30)
+    # the instructor's formgrader is served by nbgrader's server extension (the page only: its API reads the gradebook)
+    status, page = lab.get_text("formgrader")
+    assert status == 200 and "<title>nbgrader formgrade</title>" in page, page[:500]
+    errors = [e for e in browser.console_errors if "nbgrader" in e.lower()]
+    assert errors == [], errors
+    assert browser.console_errors == [], f"JupyterLab logged errors: {browser.console_errors}"
+    outside = [u for u in browser.requests if not u.startswith("http://127.0.0.1:")
+               and not u.startswith(("data:", "blob:", "ws://127.0.0.1", "about:"))]
+    assert outside == [], f"JupyterLab tried to reach the internet: {outside}"
+
+
+def test_the_server_shuts_down_cleanly_with_its_kernels(lab):
+    kernel = lab.api("POST", "api/kernels", {"name": "python3"})
+    stdout, reply = execute(lab, kernel["id"], "import os; print(os.getpid())")
+    assert reply["status"] == "ok"
+    kernel_pid = int(stdout)
+    lab.api("POST", "api/shutdown")
+    assert lab.proc.wait(timeout=60) == 0, lab.log()[-3000:]
+
+    def alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            return False
+        return state not in {"Z", "X"}
+
+    deadline = time.monotonic() + 20
+    while alive(kernel_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(kernel_pid), "a kernel outlived the server"
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", lab.port)) != 0, "the port is still open after shutdown"
+    log = lab.log()
+    assert "Traceback" not in log, log[-3000:]
+    assert snapshot((ROOT / LECTURE).parent) == lab.lecture_files, "opening the lecture in JupyterLab changed files"

@@ -85,6 +85,13 @@ AUTOGRADED_DIR = Path(GRADING) / "autograded"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 HIDDEN_FAILED = "hidden test failed"
 MAX_SUBMISSION_BYTES = 50 << 20
+#: seconds between sweeps when killing a kernel's leftover children
+KILL_POLL_INTERVAL_S = 0.05
+#: after a cell's execute_reply, how long to wait for the kernel's "idle" status before moving on
+IDLE_AFTER_REPLY_TIMEOUT_S = 2.0
+#: lines of a kernel traceback kept in a report, and characters of a worker's crash log
+MAX_TRACEBACK_LINES = 60
+MAX_LOG_TAIL_CHARS = 4000
 EXTRA_TRUSTED_MODULES = ("numpy.testing", "numpy.linalg", "torch.testing", "torch.nn", "torch.nn.functional",
                          "torch.autograd", "torch.linalg", "course_lib.testing")
 
@@ -982,7 +989,7 @@ class KernelSession:
                 with contextlib.suppress(psutil.Error):
                     k.kill()
                     killed.add(k.pid)
-            time.sleep(0.05)
+            time.sleep(KILL_POLL_INTERVAL_S)
         return len(killed)
 
     def kill(self) -> None:
@@ -1034,7 +1041,7 @@ class KernelSession:
         while not (reply is not None and idle):
             now = time.monotonic()
             if reply is not None and idle_deadline is None:
-                idle_deadline = now + 2.0
+                idle_deadline = now + IDLE_AFTER_REPLY_TIMEOUT_S
             if idle_deadline is not None and now > idle_deadline:
                 break
             if not self.alive():
@@ -1093,7 +1100,7 @@ class KernelSession:
                                 res.truncated_chars += size
                     elif mt == "error":
                         res.error = {"ename": content.get("ename", ""), "evalue": content.get("evalue", ""),
-                                     "traceback": list(content.get("traceback", []))[-60:]}
+                                     "traceback": list(content.get("traceback", []))[-MAX_TRACEBACK_LINES:]}
                         if keep_outputs:
                             outputs.append({"output_type": "error", **res.error})
                     elif mt == "clear_output" and keep_outputs:
@@ -1111,7 +1118,7 @@ class KernelSession:
                     res.status = "error"
                     if res.error is None:
                         res.error = {"ename": content.get("ename", "Error"), "evalue": content.get("evalue", ""),
-                                     "traceback": list(content.get("traceback", []))[-60:]}
+                                     "traceback": list(content.get("traceback", []))[-MAX_TRACEBACK_LINES:]}
                 elif res.error is not None:
                     res.status = "error"
                 if res.execution_count is None:
@@ -1204,7 +1211,7 @@ class NotebookRunner:
     """Runs one assembled notebook cell by cell with the grader's protections."""
 
     def __init__(self, session: KernelSession, cfg: GradeConfig, source_nb, nb, report: NotebookReport):
-        self.s, self.cfg, self.source_nb, self.nb, self.report = session, cfg, source_nb, nb, report
+        self.session, self.cfg, self.source_nb, self.nb, self.report = session, cfg, source_nb, nb, report
         self.holder = "_grader_" + secrets.token_hex(8)
         self.imports, self.bindings, self.modules = trusted_imports(source_nb)
         self.history: list[str] = []  # code of cells run in the current kernel (for replays)
@@ -1245,25 +1252,25 @@ class NotebookRunner:
             self.report.startup_seconds = round(self.report.startup_seconds + time.monotonic() - t0, 3)
 
     def _start_kernel(self) -> None:
-        self.s.start(min(self.cfg.startup_timeout, max(5.0, self.remaining())))
-        self.report.kernel_starts = self.s.starts
+        self.session.start(min(self.cfg.startup_timeout, max(5.0, self.remaining())))
+        self.report.kernel_starts = self.session.starts
         token = "PRELUDE-" + secrets.token_hex(8)
-        stage = str(self.s.stage)
-        work = str(self.s.workdir)
+        stage = str(self.session.stage)
+        work = str(self.session.workdir)
         code = PRELUDE_TEMPLATE.format(stage=stage, work=work, imports=self.imports, modules=self.modules,
                                        extra_modules=list(EXTRA_TRUSTED_MODULES), guard=GUARD_SOURCE,
                                        holder=self.holder, token=token)
-        res = self.s.execute(code, min(self.cfg.startup_timeout, max(5.0, self.remaining())), silent=False,
+        res = self.session.execute(code, min(self.cfg.startup_timeout, max(5.0, self.remaining())), silent=False,
                              store_history=False, token=token)
         if res.status != "ok" or not res.token_seen:
             raise KernelStartError(f"the grader prelude failed: {_error_message(res.error) or res.status} "
-                                   f"{res.exit_info} {self.s.log_tail()[-500:]}")
+                                   f"{res.exit_info} {self.session.log_tail()[-500:]}")
         self.history = []
 
     def restart(self, why: str) -> bool:
         """Start a fresh kernel and replay the cells that ran; False when that is not possible."""
-        self.s.shutdown()
-        if self.s.starts > self.cfg.max_restarts:
+        self.session.shutdown()
+        if self.session.starts > self.cfg.max_restarts:
             self.report.events.append(f"kernel not restarted: {self.cfg.max_restarts} restarts used")
             return False
         if self.remaining() < 5:
@@ -1277,7 +1284,7 @@ class NotebookRunner:
             self.report.events.append(f"restart failed: {exc}")
             return False
         for code in history:
-            res = self.s.execute(code, min(self.cfg.cell_timeout, self.remaining()), keep_outputs=False)
+            res = self.session.execute(code, min(self.cfg.cell_timeout, self.remaining()), keep_outputs=False)
             if res.status in ("died", "killed"):
                 self.report.events.append("a replayed cell killed the kernel again")
                 return False
@@ -1285,7 +1292,7 @@ class NotebookRunner:
         return True
 
     def after_cell(self) -> None:
-        n = self.s.kill_strays()
+        n = self.session.kill_strays()
         if n:
             self.report.events.append(f"killed {n} processes the notebook left running")
 
@@ -1330,9 +1337,9 @@ class NotebookRunner:
         try:
             self._run_cells()
         finally:
-            self.s.shutdown()
+            self.session.shutdown()
             rep.seconds = round(time.monotonic() - t0, 3)
-            rep.peak_rss_mb = round(self.s.peak_rss / 2**20, 1)
+            rep.peak_rss_mb = round(self.session.peak_rss / 2**20, 1)
 
     def _not_run_rest(self, start: int, reason: str) -> None:
         for cell in self.nb.cells[start:]:
@@ -1371,7 +1378,7 @@ class NotebookRunner:
         code = _src(cell)
         if role == "locked":
             self._restore(cell_name=_nbg(cell).get("grade_id", ""))
-        res = self.s.execute(code, min(self.cfg.cell_timeout, self.remaining()))
+        res = self.session.execute(code, min(self.cfg.cell_timeout, self.remaining()))
         cell.outputs = self._scrub(res.outputs, [])
         cell.execution_count = res.execution_count
         why = self.describe(res, self.cfg.cell_timeout)
@@ -1392,14 +1399,14 @@ class NotebookRunner:
         if role == "locked":
             names = names_defined(code)
             if names:
-                self.s.execute(f"__import__('sys').modules[{self.holder!r}].guard.capture({names!r})", 30,
+                self.session.execute(f"__import__('sys').modules[{self.holder!r}].guard.capture({names!r})", 30,
                                silent=True, store_history=False, keep_outputs=False)
         return True
 
     def _restore(self, cell_name: str, unshadow: tuple = ()) -> tuple[bool, list[str]]:
         token = "RESTORE-" + secrets.token_hex(12)
         code = f"__import__('sys').modules[{self.holder!r}].guard.restore({token!r}, {tuple(unshadow)!r})"
-        res = self.s.execute(code, 30, silent=True, store_history=False, token=token)
+        res = self.session.execute(code, 30, silent=True, store_history=False, token=token)
         found: list[str] = []
         for o in res.outputs:
             if o.get("output_type") == "stream" and token in o.get("text", ""):
@@ -1411,7 +1418,7 @@ class NotebookRunner:
 
     def _canary(self) -> bool:
         token = "CANARY-" + secrets.token_hex(12)
-        res = self.s.execute(f"raise AssertionError({token!r})", 30, silent=True, store_history=False)
+        res = self.session.execute(f"raise AssertionError({token!r})", 30, silent=True, store_history=False)
         return res.status == "error" and res.error is not None and token in res.error.get("evalue", "")
 
     def _run_test(self, cell) -> bool:
@@ -1440,7 +1447,7 @@ class NotebookRunner:
             token = "PASS-" + secrets.token_hex(16)
             tokens.append(token)
             full = code + "\n" * 8 + f"__import__('sys').modules[{self.holder!r}].guard.finish({token!r})\n"
-            res = self.s.execute(full, min(self.cfg.cell_timeout, max(0.1, self.remaining())), token=token)
+            res = self.session.execute(full, min(self.cfg.cell_timeout, max(0.1, self.remaining())), token=token)
             if cell.execution_count is None:
                 cell.execution_count = res.execution_count
             all_outputs.extend(res.outputs)
@@ -1466,7 +1473,7 @@ class NotebookRunner:
                 self.after_cell()
                 if dead:
                     cr.seconds = round(time.monotonic() - t0, 3)
-                    cr.peak_rss_mb = round(self.s.peak_rss / 2**20, 1)
+                    cr.peak_rss_mb = round(self.session.peak_rss / 2**20, 1)
                     cell.outputs = self._scrub(all_outputs, tokens)
                     self._record(cell, cr)
                     return self.restart(dead)
@@ -1476,7 +1483,7 @@ class NotebookRunner:
         if passed:
             cr.status, cr.points, cr.reason = "passed", max_points, "passed"
         cr.seconds = round(time.monotonic() - t0, 3)
-        cr.peak_rss_mb = round(self.s.peak_rss / 2**20, 1)
+        cr.peak_rss_mb = round(self.session.peak_rss / 2**20, 1)
         cell.outputs = self._scrub(all_outputs, tokens)
         self._record(cell, cr)
         return True
@@ -1693,7 +1700,7 @@ def worker_main(job_path: str) -> int:
 
         report = {"student": job["student"], "assignment": job["assignment"], "status": "grader-error",
                   "status_final": False, "reason": f"{type(exc).__name__}: {exc}",
-                  "traceback": traceback.format_exc()[-4000:], "input_hash": job["input_hash"], "notebooks": [],
+                  "traceback": traceback.format_exc()[-MAX_LOG_TAIL_CHARS:], "input_hash": job["input_hash"], "notebooks": [],
                   "score": 0.0, "max_score": 0.0}
     _write_json_atomic(Path(job["report"]), report)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from course_tools.grading import autograde as robust
+from course_tools.grading import autograde as autograder
 from course_tools.grading import nbgrader_cli
 from course_tools.grading.release import GradingError, assignment_names, check_release, generate
 from course_tools.layout import REPO_ROOT
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
     p.add_argument("name")
     p.add_argument("--from", dest="from_dir", type=Path, required=True)
     p = sub.add_parser("autograde", help="grade every collected submission (sandboxed, parallel, resumable)")
-    robust.add_arguments(p)
+    autograder.add_arguments(p)
     p = sub.add_parser("feedback", help="write feedback HTML per student into grading/feedback")
     p.add_argument("name")
     p = sub.add_parser("export", help="write grading/grades.csv")
@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
             copied = nbgrader_cli.collect(args.name, args.from_dir)
             print(f"collected {len(copied)} notebooks into grading/submitted")
         elif args.command == "autograde":
-            return robust.run_from_args(args)
+            return autograder.run_from_args(args)
         elif args.command == "feedback":  # from the redacted notebooks: no hidden test code
-            print(robust.generate_feedback(args.name))
+            print(autograder.generate_feedback(args.name))
         elif args.command == "export":
             print(f"wrote {nbgrader_cli.export(to=args.to)}")
     except GradingError as exc:

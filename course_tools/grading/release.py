@@ -19,6 +19,9 @@ from course_lib.gpu import GPU_ENV_VAR
 from course_tools.layout import ASSIGNMENTS, NBGRADER_CONFIG_FILE, REPO_ROOT, SOLUTIONS
 from course_tools.notebooks.convert import find_sources, read_source, write_notebook
 
+#: characters of nbgrader's log quoted in an error message
+NBGRADER_LOG_TAIL_CHARS = 4000
+
 
 class GradingError(RuntimeError):
     """An nbgrader step failed; the message carries nbgrader's own explanation."""
@@ -46,7 +49,7 @@ def run_nbgrader(args: list[str], course_root: Path, *, env: dict[str, str] | No
     proc = subprocess.run(cmd, cwd=course_root, env=env or nbgrader_env(), capture_output=True, text=True, timeout=timeout)
     log = proc.stdout + proc.stderr
     if proc.returncode != 0 or "[ERROR]" in log or "| ERROR]" in log:
-        raise GradingError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}) in {course_root}:\n{log[-4000:]}")
+        raise GradingError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}) in {course_root}:\n{log[-NBGRADER_LOG_TAIL_CHARS:]}")
     return log
 
 

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from course_lib import activations as act
 from course_lib.layers import Linear
-from course_lib.notebook import setup_notebook
+from course_lib.notebook import claim, md, setup_notebook, show, subplots
 from course_lib.training import fit
 
 SMOKE = setup_notebook(SMOKE, seed=0)
@@ -111,7 +111,7 @@ curves = {
     "Leaky ReLU (0.1)": (act.leaky_relu, act.leaky_relu_grad),
     "ELU (α = 1)": (act.elu, act.elu_grad),
 }
-fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+fig, axes = subplots(2, 3, figsize=(12, 6.5))
 for ax, (name, (f, df)) in zip(axes.flat, curves.items()):
     ax.plot(xs, f(xs), label="f(x)")
     ax.plot(xs, df(xs), "--", label="f'(x)")
@@ -127,8 +127,9 @@ axes.flat[5].plot(xs, -0.5 * xs - 1, ":", lw=1, label="piece 2")
 axes.flat[5].set_title("Maxout (k = 2)")
 axes.flat[5].legend(loc="upper left")
 fig.suptitle("Activation functions (solid) and their derivatives (dashed)")
-fig.tight_layout()
-plt.show()
+fig.supxlabel("$x$")
+fig.supylabel("$f(x)$, $f'(x)$")
+show(fig, 'Five elementwise activations with their derivatives, and a two-piece Maxout unit.')
 
 # %% [markdown]
 # The derivatives above are the analytic ones from `course_lib.activations`; a quick check against
@@ -221,7 +222,7 @@ lin_fit = np.linalg.lstsq(np.c_[P, np.ones(len(P))], truth.astype(float) * 2 - 1
 lin_acc = ((np.c_[P, np.ones(len(P))] @ lin_fit > 0) == truth).mean()
 print(f"accuracy of the best least-squares linear classifier:  {100 * lin_acc:.2f} %")
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+fig, axes = subplots(1, 2, figsize=(10, 4.5))
 for ax, values, title in [(axes[0], truth, "true classes"), (axes[1], pred_blue, "network's prediction")]:
     ax.contourf(g1, g2, values.reshape(g1.shape), levels=[-0.5, 0.5, 1.5], colors=["tab:orange", "tab:blue"], alpha=0.6)
     ax.plot(grid, -(w1[0] * grid + c1) / w1[1], "k--", lw=1)
@@ -231,8 +232,7 @@ for ax, values, title in [(axes[0], truth, "true classes"), (axes[1], pred_blue,
     ax.set_title(title)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
-fig.tight_layout()
-plt.show()
+show(fig, "The XOR-of-half-planes problem: true classes (left) and the hand-built 2-2-2-1 network's prediction (right); dashed and dotted lines are the two linear functions.")
 
 # %% [markdown]
 # ## 5. Universal approximation
@@ -263,19 +263,21 @@ for width, (_, max_err, mse) in results.items():
     print(f"H = {width:>3}: max |a(x) - g(x)| = {max_err:.4f}, MSE = {mse:.2e}")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, axes = subplots(1, 2, figsize=(12, 4.2))
 axes[0].plot(x_train.squeeze(1), target.squeeze(1), "k", lw=2.5, label="g(x)")
 for width in UA_WIDTHS[:: max(1, len(UA_WIDTHS) // 4)]:
     axes[0].plot(x_train.squeeze(1), results[width][0], label=f"H = {width}")
 axes[0].set_title("two-layer fits of growing width")
+axes[0].set_xlabel("$x$")
+axes[0].set_ylabel("$g(x)$ and the fits $a(x)$")
 axes[0].legend()
 axes[1].loglog(UA_WIDTHS, [results[w][1] for w in UA_WIDTHS], "o-", label="max error")
 axes[1].loglog(UA_WIDTHS, [results[w][2] for w in UA_WIDTHS], "s--", label="MSE")
 axes[1].set_xlabel("hidden units H")
+axes[1].set_ylabel("error on the training grid")
 axes[1].set_title("error shrinks as the hidden layer widens")
 axes[1].legend()
-fig.tight_layout()
-plt.show()
+show(fig, 'Two-layer tanh networks of growing width $H$ fitted to $g(x)$ (left) and their maximum and mean squared errors (right).')
 
 # %% [markdown]
 # ## Summary

@@ -56,7 +56,7 @@ from course_lib.layers import (
     relative_error,
     sgd_step,
 )
-from course_lib.notebook import setup_notebook
+from course_lib.notebook import claim, md, setup_notebook, show, subplots
 from course_lib.regularization import shift
 
 SMOKE = setup_notebook(SMOKE, seed=0)
@@ -93,7 +93,7 @@ print(f"smoke mode: {SMOKE}; MNIST {N_TRAIN} train / {N_TEST} test images, hidde
 # + \frac{\partial a}{\partial h_2}\frac{\partial h_2}{\partial z_1}\frac{\partial z_1}{\partial w_{11}} .$$
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 3.2))
+fig, ax = subplots(figsize=(7, 3.2))
 pos = {"x1": (0, 1), "x2": (0, 0), "z1": (1, 1), "z2": (1, 0), "h1": (2, 1), "h2": (2, 0), "a": (3, 0.5)}
 edges = [(u, v) for u in ("x1", "x2") for v in ("z1", "z2")]
 edges += [(u, v) for u in ("z1", "z2") for v in ("h1", "h2")] + [("h1", "a"), ("h2", "a")]
@@ -107,8 +107,10 @@ for name, (px, py) in pos.items():
     ax.text(px, py, f"${name[0]}_{name[1:]}$" if len(name) > 1 else "$a$", ha="center", va="center", zorder=3)
 ax.text(0.5, 1.1, "$w_{11}$", color="crimson", ha="center")
 ax.set_title("the two paths from $w_{11}$ to $a$ (red)")
+ax.set_xlim(-0.35, 3.35)  # room for the markers of the outer nodes (s=900 is about 30 px wide)
+ax.set_ylim(-0.3, 1.35)
 ax.set_axis_off()
-plt.show()
+show(fig, 'The two-layer graph of §1: the paths from $w_{11}$ to the output $a$ are drawn in red.')
 
 # %% [markdown]
 # The same numbers three ways: the path sum written out by hand, and the scalar autograd engine
@@ -215,7 +217,7 @@ for depth in tqdm(PATH_DEPTHS, desc="depth"):
 
 # %%
 d_, n_paths, n_edges, t_paths, t_bp = map(np.array, zip(*rows))
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+fig, axes = subplots(1, 2, figsize=(11, 4))
 axes[0].semilogy(d_, n_paths, "o-", label="terms of the path sum ($m^{L+1}$)")
 axes[0].semilogy(d_, n_edges, "s-", label="edges visited by backprop ($L m^2$)")
 axes[0].set(xlabel="depth $L$", ylabel="count", title=f"work per gradient (width m = {M})")
@@ -224,8 +226,7 @@ axes[1].semilogy(d_, t_bp * 1e3, "s-", label="backprop")
 axes[1].set(xlabel="depth $L$", ylabel="ms", title="measured time for all $\\partial a/\\partial x_i$")
 for axis in axes:
     axis.legend()
-plt.tight_layout()
-plt.show()
+show(fig, 'Work (left) and measured time (right) of the path sum and of backprop as the depth grows, on a log scale.')
 
 # %% [markdown]
 # A straight line on a log scale is exponential growth: each extra layer multiplies the path
@@ -413,13 +414,13 @@ for eps in eps_grid:
     g32 = numerical_gradient(lambda _: ce.forward(smooth32.forward(X32), y), smooth32.params["0.W"], eps)
     errors["float32"].append(relative_error(exact, g32).max())
 
-fig, ax = plt.subplots(figsize=(6.5, 4))
+fig, ax = subplots(figsize=(6.5, 4))
 for name, errs in errors.items():
     ax.loglog(eps_grid, errs, "o-", ms=3, label=name)
 ax.set(xlabel="finite-difference step $\\varepsilon$", ylabel="max relative error",
        title="gradient check: truncation ($\\propto\\varepsilon^2$) vs rounding ($\\propto u/\\varepsilon$)")
 ax.legend()
-plt.show()
+show(fig, 'Maximum relative error of the finite-difference gradient against the step $\\varepsilon$, in float64 and float32.')
 near_default = int(np.argmin(np.abs(np.log(eps_grid / 1e-5))))
 for name, errs in errors.items():
     best = int(np.argmin(errs))
@@ -477,12 +478,12 @@ def to_vectors(images):
 X_train, X_test = to_vectors(train_images), to_vectors(test_images)
 print(f"train {X_train.shape}, test {X_test.shape}; pixel mean {MEAN:.4f}, std {STD:.4f}")
 
-fig, axes = plt.subplots(1, 8, figsize=(10, 1.6))
+fig, axes = subplots(1, 8, figsize=(10, 1.6))
 for axis, img, lab in zip(axes, train_images, train_labels):
     axis.imshow(img, cmap="gray")
     axis.set_title(str(lab))
     axis.set_axis_off()
-plt.show()
+show(fig, 'The first training digits of MNIST with their labels.')
 
 # %%
 def predict_numpy(model, X, batch=2_000):
@@ -565,7 +566,7 @@ print(f"torch MLP 784-{HIDDEN}-10: test accuracy {100 * torch_history['test_acc'
       f"after {TORCH_EPOCHS} epochs ({torch_seconds:.1f} s)")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+fig, axes = subplots(1, 2, figsize=(11, 4))
 for name, hist in (("numpy layers + SGD", np_history), ("torch + momentum, cosine", torch_history)):
     epochs = np.arange(1, len(hist["loss"]) + 1)
     axes[0].plot(epochs, hist["loss"], "o-", label=name)
@@ -575,8 +576,7 @@ axes[0].set(xlabel="epoch", ylabel="mean training loss", title="loss", yscale="l
 axes[1].set(xlabel="epoch", ylabel="accuracy, %", title="accuracy")
 for axis in axes:
     axis.legend(fontsize=8)
-plt.tight_layout()
-plt.show()
+show(fig, 'Training loss (left) and training/test accuracy (right) per epoch of the two MLPs.')
 
 # %% [markdown]
 # Training accuracy runs ahead of test accuracy: with hundreds of thousands of weights the
@@ -617,7 +617,7 @@ print(f"{'shift, px':>9} | {'numpy MLP':>10} | {'torch MLP':>10}")
 for s, a_np, a_t in zip(SHIFTS, shift_acc["numpy"], shift_acc["torch"]):
     print(f"{s:>9} | {100 * a_np:8.2f} % | {100 * a_t:8.2f} %")
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
+fig, axes = subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
 digit = test_images[0]
 strip = np.concatenate([shift_images(digit[None], s, 0)[0] for s in SHIFTS], axis=1)
 axes[0].imshow(strip, cmap="gray")
@@ -627,8 +627,7 @@ axes[1].plot(SHIFTS, 100 * np.array(shift_acc["numpy"]), "o-", label="numpy MLP"
 axes[1].plot(SHIFTS, 100 * np.array(shift_acc["torch"]), "s-", label="torch MLP")
 axes[1].set(xlabel="shift, pixels", ylabel="test accuracy, %", title="MLP accuracy on shifted digits", ylim=(0, 100))
 axes[1].legend()
-plt.tight_layout()
-plt.show()
+show(fig, "A test digit shifted right by 0-4 pixels (left) and the MLPs' test accuracy on shifted digits (right).")
 
 # %% [markdown]
 # A shift of a few pixels — invisible to a person — costs the fully connected network a large

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from course_lib import optim as co
 from course_lib.data import load_mnist
-from course_lib.notebook import setup_notebook
+from course_lib.notebook import claim, md, setup_notebook, show, subplots
 from course_lib.training import accuracy, fit
 
 SMOKE = setup_notebook(SMOKE, seed=0)
@@ -180,7 +180,7 @@ def run_all(grad, w0, n_steps, cfg):
 
 
 def plot_paths(f, paths, extent, title, log_levels=True, minimum=None):
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5), sharex=True, sharey=True)
+    fig, axes = subplots(2, 3, figsize=(13, 7.5), sharex=True, sharey=True)
     xs = np.linspace(extent[0], extent[1], 300)
     ys = np.linspace(extent[2], extent[3], 300)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1)
@@ -195,20 +195,23 @@ def plot_paths(f, paths, extent, title, log_levels=True, minimum=None):
         ax.set_title(f"{name}: f = {f(path[-1]):.2e} after {len(path) - 1} steps")
         ax.set_xlim(extent[:2])
         ax.set_ylim(extent[2:])
+    for ax in axes[-1]:
+        ax.set_xlabel("$w_1$")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("$w_2$")
     fig.suptitle(title)
-    fig.tight_layout()
-    plt.show()
+    show(fig, title)
 
 
 def plot_losses(f, paths, title):
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     for name, path in paths.items():
         ax.semilogy(np.maximum(f(path), 1e-16), label=name, color=COLORS[name])
     ax.set_xlabel("step")
     ax.set_ylabel("f(w_t)")
     ax.set_title(title)
     ax.legend()
-    plt.show()
+    show(fig, title)
 
 
 quad_paths = run_all(quad_grad, [-4.5, 1.5], QUAD_STEPS, QUAD_CFG)
@@ -277,7 +280,7 @@ def minibatch_grad(batch_size, seed):
 w_start = np.array([-2.0, 2.0])
 LR = 0.04
 tail = slice(-NOISE_STEPS // 10, None)  # the last 10 % of the steps
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+fig, axes = subplots(1, 2, figsize=(13, 4.2))
 for B in (1, 4, 32, 256):
     path = co.optimize(co.sgd_update, minibatch_grad(B, seed=B), w_start, NOISE_STEPS, lr=LR)
     dist = np.linalg.norm(path - w_star, axis=1)
@@ -296,7 +299,7 @@ for ax in axes:
     ax.set_xlabel("step")
     ax.set_ylabel("‖w_t - w*‖")
     ax.legend()
-plt.show()
+show(fig, 'SGD with mini-batches of growing size at a constant step (left) and with a decaying step (right).')
 
 # %% [markdown]
 # ## 6. The optimisers as `torch.optim.Optimizer`s, and how torch writes them
@@ -370,14 +373,14 @@ schedules = {
     "1/t (λ = 0.1)": co.lr_schedules.inverse_time(0.1, decay=0.1),
     "cosine (T = 100)": co.lr_schedules.cosine(0.1, total_steps=T_SCHED),
 }
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = subplots(figsize=(7, 4))
 for name, sched in schedules.items():
     ax.plot([sched(t) for t in range(T_SCHED + 1)], label=name)
 ax.set_xlabel("step t")
 ax.set_ylabel("η_t")
 ax.legend()
 ax.set_title("learning-rate schedules, η₀ = 0.1")
-plt.show()
+show(fig, 'The learning-rate schedules of §6 over the training steps.')
 
 # %% [markdown]
 # ## 8. The same MLP on MNIST with each optimiser
@@ -434,7 +437,7 @@ def smooth(x, k=50):
     return np.convolve(x, np.ones(k) / k, mode="valid")
 
 
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+fig, axes = subplots(1, 2, figsize=(13, 4.2))
 for name, (losses, test_acc, _) in results.items():
     axes[0].semilogy(smooth(losses), label=name, color=COLORS[name])
     axes[1].plot(range(1, len(test_acc) + 1), [100 * a for a in test_acc], "o-", label=name, color=COLORS[name])
@@ -445,7 +448,7 @@ axes[1].set_ylabel("test accuracy, %")
 for ax in axes:
     ax.legend()
 fig.suptitle("784-256-128-10 MLP on MNIST")
-plt.show()
+show(fig, 'Training loss and test accuracy of the 784-256-128-10 MLP on MNIST for each optimiser.')
 for name, (losses, test_acc, seconds) in results.items():
     print(f"{name:>9} {str(MNIST_CFG[name]):<32} final training loss {losses[-50:].mean():.4f}, "
           f"test accuracy {100 * test_acc[-1]:.2f} %, {seconds:.1f} s")

@@ -27,8 +27,8 @@ MLP", "Adam converges faster", "the loss diverges") never types its numbers by h
   so a full build of the site can never contradict its own text; in smoke mode it prints, visibly,
   that the claim is *not checked at smoke size* (and whether it happened to hold).
 - Markdown that only *narrates* (theory, "a larger learning rate gives a lower loss in general")
-  carries the marker ``<!-- narrative -->`` in its paragraph; the heuristic test then leaves it
-  alone. The marker is an HTML comment: invisible in JupyterLab and on the website.
+  carries the marker ``<!-- narrative -->`` (or ``<!-- narrative: why -->``, e.g. "restates the
+  claims of §8") in its paragraph; the heuristic test then leaves it alone. The marker is an HTML comment: invisible in JupyterLab and on the website.
 
 **Figures.** Draw with :func:`subplots` (constrained layout, readable fonts) and end the cell with
 :func:`show` (``show(fig, "caption")``): it checks the figure (:func:`figure_problems`: overlapping
@@ -53,7 +53,7 @@ CLAIM_UNCHECKED_MARK = "⚠ not checked at smoke size:"
 #: the text :func:`show` prints under a figure that fails :func:`figure_problems`
 FIGURE_PROBLEM_MARK = "FIGURE PROBLEM:"
 #: the Markdown marker that exempts a paragraph from the stated-result heuristic
-NARRATIVE_MARK = "<!-- narrative -->"
+NARRATIVE_MARK = "<!-- narrative"  # ``<!-- narrative -->`` or ``<!-- narrative: reason -->``
 
 #: readable default font sizes (points) at the notebook's dpi
 FONT_SIZES = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,

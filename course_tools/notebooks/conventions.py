@@ -82,8 +82,7 @@ def unclaimed_results(nb) -> list[Finding]:
 def _claim_follows(cells, index: int) -> bool:
     """A ``claim(`` in a code cell after ``index`` (or the cell before it), up to the next section heading."""
     if index > 0 and cells[index - 1].get("cell_type") == "code" and "claim(" in _source(cells[index - 1]):
-        # a Markdown cell commenting on the claim just made above it
-        pass
+        return True  # a Markdown cell commenting on the output (and the claims) just above it
     for cell in cells[index + 1:]:
         src = _source(cell)
         if cell.get("cell_type") == "markdown" and re.search(r"^#{1,2}\s", src, re.M):

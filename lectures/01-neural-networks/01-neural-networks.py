@@ -20,7 +20,7 @@
 #
 # trained end to end by minimising a loss $\frac{1}{\ell}\sum_i L\bigl(y_i, a(x_i)\bigr)$.
 #
-# This lecture covers
+# **Learning goals** — this lecture covers
 # 1. the neuron as a linear model, and the **fully connected layer** with its $nm$ weights;
 # 2. **activation functions** (sigmoid, tanh, ReLU, Leaky ReLU, ELU, Maxout) and their derivatives;
 # 3. why a stack of linear layers is **still linear**;
@@ -167,14 +167,18 @@ W_total = np.eye(sizes[0])
 b_total = np.zeros(sizes[0])
 for lin in stack:
     W_total, b_total = W_total @ lin.params["W"], b_total @ lin.params["W"] + lin.params["b"]
-print(f"5 linear layers vs one collapsed layer: max difference {np.abs(h - (X @ W_total + b_total)).max():.2e}")
+linear_gap = np.abs(h - (X @ W_total + b_total)).max()
+print(f"5 linear layers vs one collapsed layer: max difference {linear_gap:.2e}")
 
 h = X
 for i, lin in enumerate(stack):
     h = lin.forward(h)
     if i < len(stack) - 1:
         h = act.relu(h)
-print(f"with ReLU between the layers:          max difference {np.abs(h - (X @ W_total + b_total)).max():.2e}")
+relu_gap = np.abs(h - (X @ W_total + b_total)).max()
+print(f"with ReLU between the layers:          max difference {relu_gap:.2e}")
+claim(linear_gap < 1e-9, "a stack of 5 linear layers equals one linear layer to machine precision")
+claim(relu_gap > 1e-3, "with ReLU between the layers the stack is no longer that linear map")
 
 # %% [markdown]
 # ## 4. The computation graph: a class defined by the signs of two linear functions
@@ -221,6 +225,9 @@ print(f"accuracy of the hand-built 2-2-2-1 network on the grid: {100 * (pred_blu
 lin_fit = np.linalg.lstsq(np.c_[P, np.ones(len(P))], truth.astype(float) * 2 - 1, rcond=None)[0]
 lin_acc = ((np.c_[P, np.ones(len(P))] @ lin_fit > 0) == truth).mean()
 print(f"accuracy of the best least-squares linear classifier:  {100 * lin_acc:.2f} %")
+net_acc = (pred_blue == truth).mean()
+claim(net_acc > 0.99, "the hand-built 2-2-2-1 network classifies more than 99 % of the grid correctly")
+claim(lin_acc < 0.8, "no linear classifier comes close: the best least-squares one is below 80 %")
 
 fig, axes = subplots(1, 2, figsize=(10, 4.5))
 for ax, values, title in [(axes[0], truth, "true classes"), (axes[1], pred_blue, "network's prediction")]:
@@ -243,7 +250,7 @@ show(fig, "The XOR-of-half-planes problem: true classes (left) and the hand-buil
 #
 # The theorem says nothing about how large $H$ must be, nor how to find the weights. Below we fit
 # $g(x) = \sin(3x) + 0.3x^2$ on $[-2, 2]$ with networks of growing width $H$ (tanh hidden layer,
-# Adam on the mean squared error) and watch the error fall.
+# Adam on the mean squared error) and measure the error as $H$ grows.
 
 # %%
 x_train = torch.linspace(-2, 2, 256).unsqueeze(1)
@@ -261,6 +268,8 @@ for width in tqdm(UA_WIDTHS, desc="widths"):
 print(f"fitted {len(UA_WIDTHS)} networks in {time.perf_counter() - start:.1f} s")
 for width, (_, max_err, mse) in results.items():
     print(f"H = {width:>3}: max |a(x) - g(x)| = {max_err:.4f}, MSE = {mse:.2e}")
+claim(results[UA_WIDTHS[-1]][1] < 0.1 * results[UA_WIDTHS[0]][1],
+      f"the widest network (H = {UA_WIDTHS[-1]}) has less than a tenth of the narrowest one's maximum error")
 
 # %%
 fig, axes = subplots(1, 2, figsize=(12, 4.2))
@@ -275,7 +284,7 @@ axes[1].loglog(UA_WIDTHS, [results[w][1] for w in UA_WIDTHS], "o-", label="max e
 axes[1].loglog(UA_WIDTHS, [results[w][2] for w in UA_WIDTHS], "s--", label="MSE")
 axes[1].set_xlabel("hidden units H")
 axes[1].set_ylabel("error on the training grid")
-axes[1].set_title("error shrinks as the hidden layer widens")
+axes[1].set_title("error against the width of the hidden layer")
 axes[1].legend()
 show(fig, 'Two-layer tanh networks of growing width $H$ fitted to $g(x)$ (left) and their maximum and mean squared errors (right).')
 
@@ -290,5 +299,11 @@ show(fig, 'Two-layer tanh networks of growing width $H$ fitted to $g(x)$ (left) 
 # - Two layers suffice *in principle* for any continuous function, but the width needed can be
 #   large — depth and structure (convolutions, lecture 03) make learning practical.
 #
-# **Assignment 01** (`assignments/01-neural-networks/`) asks you to implement these activations,
-# their derivatives and the FC layer yourself.
+#
+# ## Where to go next
+#
+# - **Assignment:** [`assignments/01-neural-networks/`](../../assignments/01-neural-networks/01-neural-networks.ipynb)
+#   asks you to implement these activations, their derivatives and the FC layer yourself.
+# - **Library:** `course_lib.activations` (every activation and its derivative) and
+#   `course_lib.layers` (the `Linear` layer); see the API reference.
+# - **Benchmark:** none for this lecture; lecture 02 trains the MNIST MLP (`benchmarks/backprop_mnist.py`).

@@ -17,6 +17,7 @@
 # that of the forward pass — **backpropagation** — and then uses it on the fully connected MNIST
 # network, whose weaknesses motivate the convolutional networks of lecture 03.
 #
+# **Learning goals**
 # 1. The chain rule on a small computation graph: a derivative is a **sum over paths**.
 # 2. Path sums versus backprop: the number of paths grows **exponentially** with depth, the
 #    cost of backprop **linearly**.
@@ -451,7 +452,7 @@ assert fc1.num_parameters() == 785_000 and fc2.num_parameters() == 10_010 and to
 del fc1, fc2
 
 # %% [markdown]
-# Far more weights than inputs: such networks overfit easily, and nothing in them knows that
+# Far more weights than inputs: such networks overfit easily, <!-- narrative: counts printed above --> and nothing in them knows that
 # neighbouring pixels belong together — each hidden unit is wired to fixed pixel positions.
 #
 # We train it anyway, first with our numpy layers and plain mini-batch gradient descent
@@ -579,10 +580,11 @@ for axis in axes:
 show(fig, 'Training loss (left) and training/test accuracy (right) per epoch of the two MLPs.')
 
 # %% [markdown]
-# Training accuracy runs ahead of test accuracy: with hundreds of thousands of weights the
-# network can nearly memorise the training set. (The lecture quotes 99.68 % on MNIST from a fully
-# connected network with 12 million parameters — after 114 hours of training *with
-# augmentation*: shifted and distorted copies of the training digits.)
+# With hundreds of thousands of weights the network can nearly memorise the training set, so
+# training accuracy tends to run ahead of test accuracy (compare the dashed and solid curves).
+# (The lecture notes quote 99.68 % on MNIST from a fully connected network with 12 million
+# parameters — after 114 hours of training *with augmentation*: shifted and distorted copies of
+# the training digits.) <!-- narrative: a published number, not measured here -->
 #
 # ## 6. Move the digit, lose the network
 #
@@ -628,10 +630,14 @@ axes[1].plot(SHIFTS, 100 * np.array(shift_acc["torch"]), "s-", label="torch MLP"
 axes[1].set(xlabel="shift, pixels", ylabel="test accuracy, %", title="MLP accuracy on shifted digits", ylim=(0, 100))
 axes[1].legend()
 show(fig, "A test digit shifted right by 0-4 pixels (left) and the MLPs' test accuracy on shifted digits (right).")
+claim(all(acc[SHIFTS.index(4)] < acc[0] - 0.2 for acc in shift_acc.values()),
+      "a 4-pixel shift costs both MLPs more than 20 points of test accuracy")
+md(f"Test accuracy at shift 0 → 4 px: numpy MLP {100 * shift_acc['numpy'][0]:.1f} % → "
+   f"{100 * shift_acc['numpy'][-1]:.1f} %, torch MLP {100 * shift_acc['torch'][0]:.1f} % → {100 * shift_acc['torch'][-1]:.1f} %.")
 
 # %% [markdown]
 # A shift of a few pixels — invisible to a person — costs the fully connected network a large
-# part of its accuracy. What we want instead is a detector of a **pattern** that responds
+# part of its accuracy (the claim above). What we want instead is a detector of a **pattern** that responds
 # wherever the pattern appears, with the same weights at every position: a **convolution**
 # (lecture 03). Its layers have local connectivity and shared weights, hence far fewer
 # parameters than the 785,000 above.
@@ -647,3 +653,11 @@ show(fig, "A test digit shifted right by 0-4 pixels (left) and the MLPs' test ac
 # - Check new gradients with centred differences and the **relative** error, in **float64**.
 # - A fully connected network on raw pixels has a huge number of weights and no notion of
 #   position: shifting the digits breaks it. Convolutions fix this.
+#
+# ## Where to go next
+#
+# - **Assignment:** [`assignments/02-backpropagation/`](../../assignments/02-backpropagation/02-backpropagation.ipynb)
+#   asks you to write the backward passes of the layers and check them numerically.
+# - **Library:** `course_lib.autograd` (the scalar engine `Value`) and `course_lib.layers`
+#   (numpy layers, `numerical_gradient`, `grad_check`); see the API reference.
+# - **Benchmark:** `benchmarks/backprop_mnist.py` trains the MNIST MLP at full size.

@@ -18,7 +18,7 @@
 # detected from a small neighbourhood of pixels. The **convolution** builds exactly these two
 # facts in.
 #
-# This lecture covers
+# **Learning goals** — this lecture covers
 # 1. the convolution formula and filters that fire on a pattern (the lecture's 2×2 examples);
 # 2. the **Sobel filter** for edges, on a real photo;
 # 3. multi-channel filters, **local connectivity** and **shared weights**: parameter counts of a
@@ -245,7 +245,7 @@ print(f"{n_values} output values: loops {1e3 * naive_s:.1f} ms ({1e6 * naive_s /
 # convolution sees 3×3 pixels; the last layers of a network should see (almost) the whole
 # image. Three ways to grow it:
 #
-# 1. **stacking** convolutions: each 3×3 layer adds 2 pixels — slow growth, many layers;
+# 1. **stacking** convolutions: each 3×3 layer adds 2 pixels — slow growth, many layers; <!-- narrative: definitions -->
 # 2. **strides**: skip $s-1$ positions between filter centres; every later layer's step is
 #    multiplied by $s$ (and the map shrinks);
 # 3. **dilated convolutions**: spread the filter's taps $l$ pixels apart; a $k \times k$ filter
@@ -259,7 +259,7 @@ print(f"{n_values} output values: loops {1e3 * naive_s:.1f} ms ({1e6 * naive_s /
 # First, what a dilated 3×3 filter looks like for $l = 1, 2, 4$:
 
 # %%
-fig, axes = subplots(1, 3, figsize=(9, 3.2))
+fig, axes = subplots(1, 3, figsize=(9, 3.6))
 for ax, dil in zip(axes, [1, 2, 4]):
     span = dil * 2 + 1
     taps = np.zeros((9, 9))
@@ -269,8 +269,8 @@ for ax, dil in zip(axes, [1, 2, 4]):
     ax.set_xticks(np.arange(-0.5, 9, 1), labels=[])
     ax.set_yticks(np.arange(-0.5, 9, 1), labels=[])
     ax.grid(True, color="k", alpha=0.3)
-    ax.set_title(f"3x3 filter, dilation l = {dil}: covers {span}x{span}")
-show(fig, 'A 3×3 filter with dilation 1, 2 and 3: the same nine weights cover a growing window.')
+    ax.set_title(f"dilation l = {dil}\ncovers {span}x{span}")
+show(fig, 'A 3×3 filter with dilation 1, 2 and 4: the same nine weights cover a growing window.')
 
 # %% [markdown]
 # The **context network** of Yu & Koltun (2016) stacks 3×3 convolutions with dilations 1, 1, 2,
@@ -316,6 +316,7 @@ def field_map(layers, size=99):
     return grad[0, 0]
 
 
+fields = {}
 fig, axes = subplots(1, 2, figsize=(10, 4.6))
 for ax, (name, layers) in zip(axes, [("7 plain 3x3 layers", [(3, 1, 1)] * 7), ("context network", context)]):
     grad = field_map(layers)
@@ -324,12 +325,16 @@ for ax, (name, layers) in zip(axes, [("7 plain 3x3 layers", [(3, 1, 1)] * 7), ("
     ax.imshow(torch.log1p(grad), cmap="magma")
     ax.set_title(f"{name}: {extent}x{extent} (formula: {receptive_field(layers)[-1]})")
     ax.grid(False)
+    fields[name] = (extent, receptive_field(layers)[-1])
 show(fig, 'Gradient of one output pixel with respect to the input: its non-zero support is the receptive field the formula predicts.')
+claim(all(extent == formula for extent, formula in fields.values()),
+      "the non-zero gradient covers exactly the receptive field the formula gives, for both stacks")
+claim(fields["context network"][0] == 67, "the dilated context network reaches 67×67")
 
 # %% [markdown]
 # ## 6. Pooling and padding
 #
-# **Pooling** has no parameters: it replaces each $k \times k$ window by its maximum
+# **Pooling** has no parameters: it replaces each $k \times k$ window by its maximum <!-- narrative: definition -->
 # (**max pooling**) or mean (average pooling), usually with stride $k$, so the map shrinks $k$
 # times along each side and the receptive field of later layers grows. The window size is a
 # hyperparameter. A 2×2 example and the photo after three rounds of 2×2 max pooling:
@@ -391,7 +396,7 @@ show(fig, "The photo's border under the padding modes.")
 
 # %%
 img = gray[:120, :160].reshape(1, 1, 120, 160)  # the top-left corner: sky
-fig, axes = subplots(1, 4, figsize=(14, 3.2))
+fig, axes = subplots(1, 4, figsize=(14, 4))
 for ax, mode in zip(axes, ["valid", "zeros", "reflect", "replicate"]):
     if mode == "valid":
         g_xy = conv2d_im2col(img, sobel, padding="valid")
@@ -533,7 +538,7 @@ for ax, s in zip(axes, [0, 2, 4, 6, 8, 10]):
     ax.imshow(shifted(X_test[:1], s)[0, 0].cpu(), cmap="gray_r")
     ax.set_title(f"shift {s} px")
     ax.axis("off")
-show(fig, 'A test digit shifted by 0-4 pixels.')
+show(fig, 'A test digit shifted by 0 to 10 pixels in its random direction.')
 
 # %%
 models = {"MLP 784-1000-10": make_mlp().to(DEVICE), "small CNN": SmallCNN().to(DEVICE)}
@@ -566,12 +571,24 @@ ax.set_title("Trained on centred digits, tested on shifted ones")
 ax.legend()
 show(fig, 'Test accuracy of the MLP and the CNN, both trained on centred digits, against the shift of the test digits.')
 
+# %%
+mlp_acc, cnn_acc = results["MLP 784-1000-10"], results["small CNN"]
+at4 = SHIFTS.index(4)
+ratio = n_params(models["MLP 784-1000-10"]) / n_params(models["small CNN"])
+claim(mlp_acc[0] > 95 and cnn_acc[0] > 95, "on centred digits both networks reach more than 95 % test accuracy")
+claim(all(c > m for c, m in zip(cnn_acc[1:], mlp_acc[1:])), "the small CNN beats the large MLP at every non-zero shift")
+claim(mlp_acc[at4] < 50 and cnn_acc[at4] > 90,
+      "at a 4-pixel shift the MLP falls below 50 % while the CNN stays above 90 %")
+md(f"On centred digits the MLP reaches **{mlp_acc[0]:.1f} %** and the CNN **{cnn_acc[0]:.1f} %** after {N_EPOCHS} "
+   f"epoch(s) on {len(X_train):,} images; at a 4-pixel shift the MLP is at **{mlp_acc[at4]:.1f} %** and the CNN, "
+   f"with {ratio:.0f} times fewer parameters, at **{cnn_acc[at4]:.1f} %**.")
+
 # %% [markdown]
-# On centred digits both networks do well (in full mode about 98 % for the MLP and 98.7 % for the
-# CNN after 3 epochs); as soon as the digits move, the fully connected network falls apart (about
-# 23 % at a 4-pixel shift) while the CNN, with 33 times fewer parameters, degrades slowly (about
-# 96 %). Pooling on a 2×2 grid and the image border still make it only approximately
-# shift-invariant: at 8 pixels part of the digit leaves the frame.
+# A neuron of the fully connected network is tied to fixed pixel positions, so once the digits
+# move it no longer sees the pattern it learned; the CNN's shared filters and global pooling see
+# it anywhere (the claims above check this on the run you are reading). Pooling on a 2×2 grid and
+# the image border still make the CNN only approximately shift-invariant: at 8 pixels part of
+# the digit leaves the frame.
 #
 # ## 9. Learned filters next to hand-made ones
 #
@@ -651,4 +668,13 @@ show(fig, 'A digit (left) and the feature maps of learned (top) and hand-made (b
 #   dilation (3 → 67 pixels in eight layers of the context network).
 # * Pooling shrinks the map and adds a little shift tolerance; padding keeps the size and treats
 #   the border, and each padding mode leaves its own trace there.
-# * On digits that move, a small CNN beats a much larger fully connected network.
+# * On digits that move, a small CNN beats a much larger fully connected network (checked in §8).
+#   <!-- narrative: restates the claims of §8 -->
+#
+# ## Where to go next
+#
+# - **Assignment:** [`assignments/03-convolutions/`](../../assignments/03-convolutions/03-convolutions.ipynb)
+#   asks you to implement the convolution, im2col and pooling yourself.
+# - **Library:** `course_lib.conv` (naive and im2col convolution, padding modes, pooling,
+#   receptive fields); see the API reference.
+# - **Benchmark:** `benchmarks/conv_speed.py` times the implementations at a realistic size.

@@ -151,7 +151,7 @@ class AlexNetSmall(nn.Module):
 
     ``x: (N, in_channels, input_size, input_size) -> (N, num_classes)``. Like AlexNet: five
     convolutions with ReLU, max-pooling after the 1st, 2nd and 5th, then dropout -> linear ->
-    ReLU -> dropout -> linear -> ReLU -> linear. Widths are AlexNet's divided by ``1/width``
+    ReLU -> dropout -> linear -> ReLU -> linear. Widths are one AlexNet GPU-half's times ``width``
     (``width=1``: 48, 128, 192, 192, 128 channels and 512 hidden units); the first convolution
     is 5x5 (not 11x11 stride 4, which would leave nothing of a 28x28 image).
     """

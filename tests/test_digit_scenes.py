@@ -39,8 +39,19 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return iw * ih / union
 
 
-def check_scenes(out: data.DigitScenes, images: np.ndarray, labels: np.ndarray, n: int, size: int, *,
-                 hi: int, thr: float, max_overlap: float, min_visible: float, clean: bool) -> None:
+def check_scenes(
+    out: data.DigitScenes,
+    images: np.ndarray,
+    labels: np.ndarray,
+    n: int,
+    size: int,
+    *,
+    hi: int,
+    thr: float,
+    max_overlap: float,
+    min_visible: float,
+    clean: bool,
+) -> None:
     assert out.images.shape == out.masks.shape == out.instance_masks.shape == (n, size, size)
     assert out.images.dtype == np.float32 and out.masks.dtype == out.instance_masks.dtype == np.int64
     assert out.images.min() >= 0.0 and out.images.max() <= 1.0
@@ -64,7 +75,9 @@ def check_scenes(out: data.DigitScenes, images: np.ndarray, labels: np.ndarray, 
             assert mine.sum() >= min_visible * on.sum() - 1e-9, "a digit is hidden more than min_visible allows"
             assert (out.masks[c][mine] == labels[src] + 1).all()
             if j == k - 1:  # the top digit is wholly visible: its mask is the resized digit's, moved into its box
-                np.testing.assert_array_equal(mine[y1:y2, x1:x2], on[rows.min():rows.max() + 1, cols.min():cols.max() + 1])
+                np.testing.assert_array_equal(
+                    mine[y1:y2, x1:x2], on[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+                )
             for i in range(j):
                 assert iou(boxes[i], box) <= max_overlap + 1e-9
         np.testing.assert_array_equal(out.masks[c] != 0, out.instance_masks[c] != 0)
@@ -83,12 +96,29 @@ def test_digit_scenes_masks_boxes_and_visibility(seed: int) -> None:
     lo = int(rng.integers(1, 4))
     hi = lo + int(rng.integers(0, 3))
     n = int(rng.integers(1, 6))
-    kwargs = dict(canvas_size=size, digits_per_scene=(lo, hi), scale=(s_lo, s_hi), max_overlap=float(rng.uniform(0, 0.5)),
-                  min_visible=float(rng.uniform(0.3, 0.9)), mask_threshold=float(rng.uniform(0.3, 0.7)),
-                  digits=(images, labels), seed=seed)
+    kwargs = dict(
+        canvas_size=size,
+        digits_per_scene=(lo, hi),
+        scale=(s_lo, s_hi),
+        max_overlap=float(rng.uniform(0, 0.5)),
+        min_visible=float(rng.uniform(0.3, 0.9)),
+        mask_threshold=float(rng.uniform(0.3, 0.7)),
+        digits=(images, labels),
+        seed=seed,
+    )
     out = data.make_digit_scenes(n, **kwargs)
-    check_scenes(out, images, labels, n, size, hi=hi, thr=kwargs["mask_threshold"], max_overlap=kwargs["max_overlap"],
-                 min_visible=kwargs["min_visible"], clean=True)
+    check_scenes(
+        out,
+        images,
+        labels,
+        n,
+        size,
+        hi=hi,
+        thr=kwargs["mask_threshold"],
+        max_overlap=kwargs["max_overlap"],
+        min_visible=kwargs["min_visible"],
+        clean=True,
+    )
     again = data.make_digit_scenes(n, **kwargs)
     for name in ("images", "masks", "instance_masks"):
         np.testing.assert_array_equal(getattr(again, name), getattr(out, name))
@@ -128,31 +158,37 @@ def test_digit_scenes_seed_overlap_and_edge_cases() -> None:
     apart = data.make_digit_scenes(6, canvas_size=48, digits_per_scene=(3, 4), max_overlap=0.0, digits=(images, labels))
     for boxes in apart.boxes:
         assert all(iou(boxes[i], boxes[j]) == 0.0 for i in range(len(boxes)) for j in range(i))
-    crowded = data.make_digit_scenes(4, canvas_size=12, digits_per_scene=(5, 5), scale=1.0, max_overlap=0.0,
-                                     digits=(images, labels))
+    crowded = data.make_digit_scenes(
+        4, canvas_size=12, digits_per_scene=(5, 5), scale=1.0, max_overlap=0.0, digits=(images, labels)
+    )
     assert all(1 <= len(x) < 5 for x in crowded.boxes), "digits that cannot be placed are dropped"
-    overlapping = data.make_digit_scenes(20, canvas_size=24, digits_per_scene=(3, 3), max_overlap=0.5, min_visible=0.2,
-                                         digits=(images, labels), seed=3)
-    assert any(iou(bx[i], bx[j]) > 0 for bx in overlapping.boxes for i in range(len(bx)) for j in range(i)), \
+    overlapping = data.make_digit_scenes(
+        20, canvas_size=24, digits_per_scene=(3, 3), max_overlap=0.5, min_visible=0.2, digits=(images, labels), seed=3
+    )
+    assert any(iou(bx[i], bx[j]) > 0 for bx in overlapping.boxes for i in range(len(bx)) for j in range(i)), (
         "overlapping digits were never produced"
+    )
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"digits": (np.zeros((2, 5)), np.array([1, 2]))}, "images must have shape"),
-    ({"digits": (np.ones((2, 5, 5), np.uint8), np.zeros(3, dtype=int))}, "labels must have shape"),
-    ({"digits": (np.ones((2, 5, 5), np.uint8), np.array([0.5, 1.0]))}, "non-negative integers"),
-    ({"digits": (np.full((2, 5, 5), 20, np.uint8), np.array([1, 2]))}, "no source image"),
-    ({"digits_per_scene": (0, 2)}, "digits_per_scene"),
-    ({"digits_per_scene": (3, 2)}, "digits_per_scene"),
-    ({"canvas_size": 5}, "smaller than the largest"),
-    ({"n_scenes": -1}, "n_scenes"),
-    ({"max_overlap": 1.5}, "max_overlap"),
-    ({"min_visible": -0.1}, "min_visible"),
-    ({"mask_threshold": 0.0}, "mask_threshold"),
-    ({"scale": (1.0, 0.5)}, "scale"),
-    ({"noise": -1.0}, "noise"),
-    ({"strokes": (3, 1)}, "strokes"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"digits": (np.zeros((2, 5)), np.array([1, 2]))}, "images must have shape"),
+        ({"digits": (np.ones((2, 5, 5), np.uint8), np.zeros(3, dtype=int))}, "labels must have shape"),
+        ({"digits": (np.ones((2, 5, 5), np.uint8), np.array([0.5, 1.0]))}, "non-negative integers"),
+        ({"digits": (np.full((2, 5, 5), 20, np.uint8), np.array([1, 2]))}, "no source image"),
+        ({"digits_per_scene": (0, 2)}, "digits_per_scene"),
+        ({"digits_per_scene": (3, 2)}, "digits_per_scene"),
+        ({"canvas_size": 5}, "smaller than the largest"),
+        ({"n_scenes": -1}, "n_scenes"),
+        ({"max_overlap": 1.5}, "max_overlap"),
+        ({"min_visible": -0.1}, "min_visible"),
+        ({"mask_threshold": 0.0}, "mask_threshold"),
+        ({"scale": (1.0, 0.5)}, "scale"),
+        ({"noise": -1.0}, "noise"),
+        ({"strokes": (3, 1)}, "strokes"),
+    ],
+)
 def test_digit_scenes_validate(kwargs: dict, message: str) -> None:
     args = {"n_scenes": 2, "canvas_size": 16, "digits": (np.full((2, 5, 5), 255, np.uint8), np.array([1, 2]))} | kwargs
     with pytest.raises(ValueError, match=message):

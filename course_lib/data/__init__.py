@@ -21,7 +21,8 @@ local mirror (``$COURSE_DATA_MIRROR``, default ``<repo>/../shared/data``), then 
 (a ``FileNotFoundError``) and :class:`ChecksumError` (a ``ValueError``), both :class:`DataError`.
 
 Pure parsers (``parse_idx``, ``parse_conllu``, ``parse_planetoid``, ...) read the raw formats;
-:func:`make_digit_canvas` builds a seeded detection/segmentation set from digits.
+:func:`make_digit_canvas` builds a seeded detection/segmentation set from digits, and
+:func:`make_digit_scenes` a harder one (scaled, overlapping MNIST digits; clutter and strokes).
 """
 
 from course_lib.data.loaders import (
@@ -70,7 +71,7 @@ from course_lib.data.store import (
     read_bytes,
     sha256_file,
 )
-from course_lib.data.synthetic import DigitCanvases, make_digit_canvas
+from course_lib.data.synthetic import DigitCanvases, DigitScenes, make_digit_canvas, make_digit_scenes
 
 __all__ = [
     "CACHE_ENV_VAR",
@@ -83,6 +84,7 @@ __all__ = [
     "DataError",
     "DataNotFoundError",
     "DigitCanvases",
+    "DigitScenes",
     "MovieLens100K",
     "PlanetoidData",
     "Resource",
@@ -103,6 +105,7 @@ __all__ = [
     "load_tiny_shakespeare",
     "load_ud_english",
     "make_digit_canvas",
+    "make_digit_scenes",
     "mirror_dir",
     "parse_brown_categories",
     "parse_brown_text",

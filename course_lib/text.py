@@ -642,7 +642,7 @@ class KeyedVectors:
         self, path: str | Path, *, restrict_vocab: int = 300_000, case_insensitive: bool = True, batch_size: int = 2048
     ) -> dict[str, Any]:
         """Accuracy on an analogy file in the ``questions-words.txt`` format (``: section`` lines,
-        then ``a b c d`` meaning a : b = c : d), as gensim's ``evaluate_analogies`` computes it:
+        then ``a b c d`` meaning a : b = c : d), as gensim's ``evaluate_word_analogies`` computes it:
         3CosAdd over the ``restrict_vocab`` most frequent words, a, b, c excluded; questions with a
         word outside them are skipped and counted in ``oov_rate``.
 
@@ -677,11 +677,20 @@ class KeyedVectors:
             rows = torch.arange(len(qs))
             for col in (a, b, c):
                 sims[rows, col] = -math.inf
-            hit = (sims.argmax(1) == d).tolist()
-            for q, h in zip(qs, hit):
-                sections[q[4]][0] += int(h)
+            top = torch.topk(sims, min(5, restrict), dim=1).indices.tolist()
+            for q, cand in zip(qs, top):
+                # like gensim: the first of the top 5 that is no spelling of a, b or c is the answer
+                ignore = {self.words[i].lower() if case_insensitive else self.words[i] for i in q[:3]}
+                pred = next(
+                    (i for i in cand if (self.words[i].lower() if case_insensitive else self.words[i]) not in ignore),
+                    None,
+                )
+                hit = pred is not None and (
+                    self.words[pred].lower() == self.words[q[3]].lower() if case_insensitive else pred == q[3]
+                )
+                sections[q[4]][0] += int(hit)
                 sections[q[4]][1] += 1
-                correct_total += int(h)
+                correct_total += int(hit)
         total = len(questions)
         return {
             "accuracy": correct_total / total if total else float("nan"),
@@ -784,7 +793,8 @@ class KeyedVectors:
 def char_ngrams(word: str, n_min: int = 3, n_max: int = 6, *, include_word: bool = False) -> list[str]:
     """Character n-grams of ``"<" + word + ">"`` for ``n_min <= n <= n_max``, by length then
     position (gensim's ``compute_ngrams`` order); ``include_word=True`` puts the whole
-    ``"<word>"`` first (fastText keeps it as the word's own vector).
+    ``"<word>"`` first (fastText keeps it as the word's own vector). With ``n_min = 1`` the lone
+    ``"<"`` and ``">"`` are left out, as in fastText (``Dictionary::computeSubwords``).
 
     >>> char_ngrams("eating", 3, 3)
     ['<ea', 'eat', 'ati', 'tin', 'ing', 'ng>']
@@ -795,6 +805,8 @@ def char_ngrams(word: str, n_min: int = 3, n_max: int = 6, *, include_word: bool
         raise ValueError(f"need 1 <= n_min <= n_max, got n_min={n_min}, n_max={n_max}")
     ext = f"<{word}>"
     grams = [ext[i : i + n] for n in range(n_min, n_max + 1) for i in range(len(ext) - n + 1)]
+    if n_min == 1:  # fastText never uses the lone boundary symbols as 1-grams
+        grams = [g for g in grams if g not in ("<", ">")]
     return [ext, *grams] if include_word else grams
 
 
@@ -821,7 +833,7 @@ class FastTextKeyedVectors(KeyedVectors):
     ``ngram_vectors`` (buckets, d) give a vector to any word through its n-grams.
 
     ``get_vector(w)`` for an unknown word: the mean (or sum, ``combine="sum"``) of the rows of its
-    n-grams (fastText's ``getWordVector``); zeros if it has none.
+    distinct n-grams (fastText's ``getWordVector``); zeros if it has none.
     """
 
     kind = "fasttext"
@@ -850,7 +862,7 @@ class FastTextKeyedVectors(KeyedVectors):
     def get_vector(self, word: str, *, norm: bool = False) -> torch.Tensor:
         if word in self.key_to_index:
             return super().get_vector(word, norm=norm)
-        rows = [ngram_bucket(g, self.buckets) for g in char_ngrams(word, self.n_min, self.n_max)]
+        rows = sorted({ngram_bucket(g, self.buckets) for g in char_ngrams(word, self.n_min, self.n_max)})
         if not rows:
             return torch.zeros(self.dim)
         v = self.ngram_vectors[rows].sum(0)
@@ -1365,6 +1377,7 @@ class Doc2Vec:
         self.wv: KeyedVectors | None = None
         self.history: dict[str, Any] = {}
         self._engine: _SGNSEngine | None = None
+        self._keep: np.ndarray | None = None
 
     def _maker(self, V: int, doc_offset: int):
         """Examples of a chunk whose tokens carry their document id (sentence index = document)."""
@@ -1415,7 +1428,7 @@ class Doc2Vec:
                 min_lr=self.min_lr, batch_size=self.batch_size, rng=rng, progress=self.progress,
                 desc=f"doc2vec {self.mode}", extra_ids=doc,
             )  # fmt: skip
-        self.vocab, self._engine = vocab, engine
+        self.vocab, self._engine, self._keep = vocab, engine, keep
         self.dv = engine.W_in[V:].cpu().clone()
         self.wv = KeyedVectors(
             vocab.itos, engine.W_in[:V].cpu().clone(), vocab.counts, context_vectors=engine.W_out.cpu()
@@ -1426,7 +1439,8 @@ class Doc2Vec:
         self, tokens: Sequence[str], epochs: int | None = None, lr: float | None = None, seed: int = 0
     ) -> torch.Tensor:
         """A (d,) vector for a new document: a fresh row trained on ``tokens`` (unknown words
-        dropped) for ``epochs`` (default: the training epochs) with every other weight frozen."""
+        dropped, frequent words subsampled as in training) for ``epochs`` (default: the training
+        epochs), learning rate decaying from ``lr`` (default: the training one), every other weight frozen."""
         if self._engine is None or self.vocab is None:
             raise RuntimeError("call fit() before infer_vector()")
         eng, V = self._engine, len(self.vocab)
@@ -1448,9 +1462,13 @@ class Doc2Vec:
         sent = np.zeros(ids.size, np.int64)
         for ep in range(epochs):
             rate = lr0 - (lr0 - self.min_lr) * ep / epochs
-            bag, targets = make(ids, sent, rng, sent)
+            kept = ids if self._keep is None else ids[rng.random(ids.size) < self._keep[ids]]  # as in training
+            if kept.size == 0:
+                continue
+            zeros = sent[: kept.size]
+            bag, targets = make(kept, zeros, rng, zeros)
             if self.mode == "dbow" and self.dbow_words:
-                bag, targets = bag[: ids.size], targets[: ids.size]
+                bag, targets = bag[: kept.size], targets[: kept.size]
             negs = view.sampler.sample((targets.shape[0], self.negative), generator=gen)
             for s in range(0, targets.shape[0], self.batch_size):
                 e = s + self.batch_size

@@ -543,7 +543,7 @@ def test_fasttext_vectors_compose_ngrams_and_cover_unseen_words(lee: list[list[s
     small = train_fasttext(lee[:40], dim=8, epochs=1, min_count=3, buckets=997, combine="sum", progress=False, seed=2)
     assert small.combine == "sum"
     table = T._subword_table(["ab", "aaaa"], 3, 4, 997)
-    assert table.shape == (3, 1 + 4) and (table[2] == -1).all(), "last row: the empty bag of padding"
+    assert table.shape == (3, 7) and (table[2] == -1).all(), "last row: the empty bag of padding"
     for i, w in enumerate(["ab", "aaaa"]):
         expected = [i] + sorted({2 + ngram_bucket(g, 997) for g in char_ngrams(w, 3, 4)})
         assert [r for r in table[i].tolist() if r >= 0] == expected, "own row, then distinct n-gram rows"

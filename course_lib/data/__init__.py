@@ -13,6 +13,8 @@ Loaders (each verifies its files; see :mod:`course_lib.data.store` for where fil
 ``load_mr_polarity()``         (10,662 sentences, labels (10662,) int64)
 ``load_brown(tagged=...)``     sentences of words or of ``(word, tag)`` pairs
 ``load_digits()``              scikit-learn's 8x8 digits: (1797, 8, 8) float32, (1797,) int64
+``gensim_test_file(name)``     path of a file bundled with gensim (questions-words.txt, wordsim353.tsv)
+``load_lee_corpus(which)``     gensim's Lee news corpus: 300 (or 50 test) raw documents
 =============================  ==================================================================
 
 Where files come from: ``$COURSE_DATA_DIR`` (default ``~/.cache/deep-learning-course``), then the
@@ -25,6 +27,7 @@ Pure parsers (``parse_idx``, ``parse_conllu``, ``parse_planetoid``, ...) read th
 :func:`make_digit_scenes` a harder one (scaled, overlapping MNIST digits; clutter and strokes).
 """
 
+from course_lib.data.gensim_data import gensim_test_data_dir, gensim_test_file, load_lee_corpus
 from course_lib.data.loaders import (
     MOVIELENS_SPLITS,
     UD_SPLITS,
@@ -93,10 +96,13 @@ __all__ = [
     "clear_checksum_cache",
     "downloads_allowed",
     "fetch",
+    "gensim_test_data_dir",
+    "gensim_test_file",
     "load_brown",
     "load_cora",
     "load_digits",
     "load_fashion_mnist",
+    "load_lee_corpus",
     "load_mnist",
     "load_movielens_100k",
     "load_mr_polarity",

@@ -24,7 +24,9 @@ local mirror (``$COURSE_DATA_MIRROR``, default ``<repo>/../shared/data``), then 
 
 Pure parsers (``parse_idx``, ``parse_conllu``, ``parse_planetoid``, ...) read the raw formats;
 :func:`make_digit_canvas` builds a seeded detection/segmentation set from digits, and
-:func:`make_digit_scenes` a harder one (scaled, overlapping MNIST digits; clutter and strokes).
+:func:`make_digit_scenes` a harder one (scaled, overlapping MNIST digits; clutter and strokes);
+:func:`make_date_pairs` (human-written dates -> ISO) and :func:`make_number_pairs` (numbers in
+words -> digits) build seeded translation tasks, :func:`encode_char_pairs` their character ids.
 """
 
 from course_lib.data.gensim_data import gensim_test_data_dir, gensim_test_file, load_lee_corpus
@@ -75,14 +77,25 @@ from course_lib.data.store import (
     sha256_file,
 )
 from course_lib.data.synthetic import DigitCanvases, DigitScenes, make_digit_canvas, make_digit_scenes
+from course_lib.data.synthetic_text import (
+    DATE_FORMATS,
+    CharPairs,
+    encode_char_pairs,
+    format_date,
+    make_date_pairs,
+    make_number_pairs,
+    number_to_words,
+)
 
 __all__ = [
     "CACHE_ENV_VAR",
+    "DATE_FORMATS",
     "MIRROR_ENV_VAR",
     "MOVIELENS_SPLITS",
     "OFFLINE_ENV_VAR",
     "REGISTRY",
     "UD_SPLITS",
+    "CharPairs",
     "ChecksumError",
     "DataError",
     "DataNotFoundError",
@@ -95,9 +108,11 @@ __all__ = [
     "cache_dir",
     "clear_checksum_cache",
     "downloads_allowed",
+    "encode_char_pairs",
     "fetch",
     "gensim_test_data_dir",
     "gensim_test_file",
+    "format_date",
     "load_brown",
     "load_cora",
     "load_digits",
@@ -110,9 +125,12 @@ __all__ = [
     "load_pickle_restricted",
     "load_tiny_shakespeare",
     "load_ud_english",
+    "make_date_pairs",
     "make_digit_canvas",
     "make_digit_scenes",
+    "make_number_pairs",
     "mirror_dir",
+    "number_to_words",
     "parse_brown_categories",
     "parse_brown_text",
     "parse_brown_zip",

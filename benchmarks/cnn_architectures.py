@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_lib.benchmarking import BenchmarkReport, benchmark_main
 from course_lib.data import load_mnist
 from course_lib.models import AlexNetSmall, LeNet5, ResNet, count_parameters, make_vgg
 from course_lib.regularization import random_augment
 from course_lib.training import accuracy, fit, freeze, param_groups_by_depth, trainable_parameters
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
 
 MEAN, STD = 0.1307, 0.3081
 

@@ -27,8 +27,8 @@ import time
 import numpy as np
 import torch
 
-from course_lib.benchmarking import BenchmarkReport, benchmark_main
 from course_lib.detection import COCO_IOU_THRESHOLDS, mean_average_precision, nms
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
 
 
 def _iou(a, b) -> float:

@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.autoencoders import ConvAutoencoder, add_noise, psnr, reconstruction_error
-from course_lib.benchmarking import BenchmarkReport, benchmark_main, time_call
 from course_lib.data import load_mnist, load_olivetti_faces
 from course_lib.identification import (
     EmbeddingNet,
@@ -51,6 +50,7 @@ from course_lib.identification import (
     verification_accuracy,
     verification_pairs,
 )
+from course_tools.benchmarking import BenchmarkReport, benchmark_main, time_call
 
 MARGIN = 0.2
 NOISE_LEVELS = {"gaussian": [0.1, 0.3, 0.5], "masking": [0.25, 0.5, 0.75], "salt_pepper": [0.1, 0.2, 0.4]}

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from course_lib.benchmarking import BenchmarkReport, benchmark_main, time_call
 from course_lib.data import encode_char_pairs, load_tiny_shakespeare, load_ud_english, make_date_pairs
 from course_lib.notebook import seed_everything
 from course_lib.sequence import LSTM, BiLSTMTagger, CharRNN, Seq2Seq, greedy_decode
+from course_tools.benchmarking import BenchmarkReport, benchmark_main, time_call
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib.benchmarking import BenchmarkReport, benchmark_main
 from course_lib.data import load_brown, load_mr_polarity
 from course_lib.text import TextCNN, Vocab, average_embeddings, train_word2vec
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
 
 KIM_MR = {"rand": 76.1, "static": 81.0, "non-static": 81.5, "multichannel": 81.1}
 

@@ -22,9 +22,9 @@ import time
 
 import torch
 
-from course_lib.benchmarking import BenchmarkReport, benchmark_main
 from course_lib.data import gensim_test_file, load_brown
 from course_lib.text import KeyedVectors, train_fasttext, train_word2vec
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
 
 THREADS = 2
 

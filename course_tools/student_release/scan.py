@@ -30,8 +30,16 @@ from course_tools.student_release.stubs import LIB, LibraryIndex, body_fingerpri
 
 #: what a bundle may hold at its top level
 ALLOWED_TOP = {
-    "README.md", "Makefile", "pyproject.toml", "environment.yml", "requirements", "nbgrader_config.py", ".gitignore",
-    LIB, LECTURES, ASSIGNMENTS,
+    "README.md",
+    "Makefile",
+    "pyproject.toml",
+    "environment.yml",
+    "requirements",
+    "nbgrader_config.py",
+    ".gitignore",
+    LIB,
+    LECTURES,
+    ASSIGNMENTS,
 }
 #: statements smaller than this many AST nodes are too generic to be evidence on their own
 MIN_STATEMENT_NODES = 12
@@ -85,7 +93,9 @@ def scan_bundle(bundle: Path, root: Path, on: dt.date) -> list[str]:
     from course_tools.notebooks.convert import read_source
 
     bundle = Path(bundle)
-    problems = [f"{p.name}: not part of a student bundle" for p in sorted(bundle.iterdir()) if p.name not in ALLOWED_TOP]
+    problems = [
+        f"{p.name}: not part of a student bundle" for p in sorted(bundle.iterdir()) if p.name not in ALLOWED_TOP
+    ]
     specs = load_specs(root)
 
     # secret lines of the sources

@@ -90,6 +90,10 @@ bench: venv
 lint: venv
 	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 
+## not in CI: the course on the newest release of every dependency but torch (throwaway venv; needs the registry)
+canary: venv
+	$(PY) -m course_tools.canary $(if $(filter 1,$(KEEP)),--keep,)
+
 ## instructor: what students receive: make student-release OUT=dir [UNTIL=05 | DATE=2027-03-01] [FORCE=1]
 student-release: venv
 	@test -n "$(OUT)" || { echo "usage: make student-release OUT=dir [UNTIL=05 | DATE=2027-03-01] [FORCE=1]"; exit 2; }

@@ -48,7 +48,7 @@ notebooks: venv
 
 ## every test; lectures are executed once, by nbval (smoke mode), and the website is built from that run
 test: venv $(LAB_SETTINGS)
-	$(PY) -m ruff check course_lib course_tools tests benchmarks conftest.py nbgrader_config.py
+	@$(MAKE) --no-print-directory lint
 	$(PY) -m course_tools sync
 	COURSE_SMOKE=1 OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 \
 		--durations=15 --ignore=tests/tools/test_site.py --ignore=tests/tools/test_executed_notebooks.py tests lectures
@@ -90,6 +90,14 @@ export-grades: venv
 ## benchmarks at real size (SMOKE=1 for tiny sizes), then benchmarks/RESULTS.md
 bench: venv
 	$(PY) -m course_tools bench $(if $(filter 1,$(SMOKE)),--smoke,)
+
+## the quality gates of .pre-commit-config.yaml on every file: ruff, jupytext sync, no notebooks/data, release, mypy
+lint: venv
+	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
+
+## not in CI: the course on the newest release of every dependency but torch (throwaway venv; needs the registry)
+canary: venv
+	$(PY) -m course_tools.canary $(if $(filter 1,$(KEEP)),--keep,)
 
 ## instructor: what students receive: make student-release OUT=dir [UNTIL=05 | DATE=2027-03-01] [FORCE=1]
 student-release: venv

@@ -26,6 +26,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from course_tools.layout import ASSIGNMENTS, BENCHMARKS, LECTURES, REPO_ROOT, SOLUTIONS, SYLLABUS_FILE, TESTS
 
@@ -82,12 +83,13 @@ def _number(nn: str) -> str:
 
 
 def lecture_source(number: str, title: str, topics: str, module: str, with_claim: bool) -> str:
-    claim_import = "from course_lib.notebook import claim, setup_notebook" if with_claim else \
-        "from course_lib.notebook import setup_notebook"
-    claim_line = (
-        '\nclaim(float(loss) >= 0.0, "the mean squared error is never negative")\n' if with_claim else "\n"
+    claim_import = (
+        "from course_lib.notebook import claim, setup_notebook"
+        if with_claim
+        else "from course_lib.notebook import setup_notebook"
     )
-    return f'''{JUPYTEXT_HEADER}
+    claim_line = '\nclaim(float(loss) >= 0.0, "the mean squared error is never negative")\n' if with_claim else "\n"
+    return f"""{JUPYTEXT_HEADER}
 # %% [markdown]
 # # Lecture {number} · {title}
 #
@@ -143,7 +145,7 @@ print("MSE for noise 0.1, 0.2, 0.4:", np.round(errors, 4))
 #
 # - the first idea;
 # - the second idea.
-'''
+"""
 
 
 def solution_source(number: str, title: str, module: str) -> str:
@@ -327,7 +329,7 @@ def _blocks(lines: list[str], header: str) -> list[tuple[int, int]]:
     return out
 
 
-def lecture_block(entry: dict) -> list[str]:
+def lecture_block(entry: dict[str, Any]) -> list[str]:
     lines = ["[[lecture]]"]
     for key in LECTURE_KEYS:
         if key in entry and entry[key] is not None:
@@ -349,15 +351,17 @@ def assignment_block(name: str, release: dt.date, due: dt.date, module: str) -> 
     ]
 
 
-def update_syllabus(text: str, entry: dict, assignment: list[str] | None) -> str:
+def update_syllabus(text: str, entry: dict[str, Any], assignment: list[str] | None) -> str:
     """``syllabus.toml`` with lecture ``entry`` filled in (same number) or inserted in order, and ``assignment`` appended."""
     lines = text.splitlines()
     data = tomllib.loads(text)
     numbers = [lec["number"] for lec in data.get("lecture", [])]
     blocks = _blocks(lines, "[[lecture]]")
     if len(blocks) != len(numbers):
-        raise ScaffoldError(f"{SYLLABUS_FILE}: cannot find the {len(numbers)} [[lecture]] tables one per block; "
-                            "keep each entry's keys on consecutive lines")
+        raise ScaffoldError(
+            f"{SYLLABUS_FILE}: cannot find the {len(numbers)} [[lecture]] tables one per block; "
+            "keep each entry's keys on consecutive lines"
+        )
     new = lecture_block(entry)
     if entry["number"] in numbers:
         first, end = blocks[numbers.index(entry["number"])]
@@ -388,8 +392,16 @@ def _has_claim(root: Path) -> bool:
     return notebook.exists() and re.search(r"^def claim\(", notebook.read_text(encoding="utf-8"), re.M) is not None
 
 
-def scaffold(root: Path, nn: str, topic: str, *, title: str | None = None, topics: str | None = None,
-             date: dt.date | None = None, assignment: bool = True) -> Scaffold:
+def scaffold(
+    root: Path,
+    nn: str,
+    topic: str,
+    *,
+    title: str | None = None,
+    topics: str | None = None,
+    date: dt.date | None = None,
+    assignment: bool = True,
+) -> Scaffold:
     """Write the new lecture's files and syllabus entries into the checkout at ``root`` (no release, no README)."""
     root = Path(root)
     number, slug = _number(nn), _slug(topic)
@@ -407,7 +419,7 @@ def scaffold(root: Path, nn: str, topic: str, *, title: str | None = None, topic
     if (root / LECTURES / folder / f"{folder}.py").exists():
         raise ScaffoldError(f"{LECTURES}/{folder}/{folder}.py exists already: nothing to scaffold")
 
-    entry: dict = dict(planned or {})
+    entry: dict[str, Any] = dict(planned or {})
     entry["number"], entry["folder"] = number, folder
     entry.setdefault("title", title or slug.replace("-", " ").capitalize())
     if title:
@@ -422,7 +434,11 @@ def scaffold(root: Path, nn: str, topic: str, *, title: str | None = None, topic
     specs = {a["name"] for a in data.get("assignment", [])}
     make_assignment = assignment and bool(asg_name) and not (root / SOLUTIONS / asg_name).exists()
     entry["assignment"] = asg_name
-    mod_path, test_path, bench_path = f"course_lib/{module}.py", f"{TESTS}/test_{module}.py", f"{BENCHMARKS}/{module}.py"
+    mod_path, test_path, bench_path = (
+        f"course_lib/{module}.py",
+        f"{TESTS}/test_{module}.py",
+        f"{BENCHMARKS}/{module}.py",
+    )
     for key, path in (("modules", mod_path), ("tests", test_path), ("benchmarks", bench_path)):
         entry[key] = [*entry.get(key, []), *([] if path in entry.get(key, []) else [path])]
 
@@ -441,15 +457,18 @@ def scaffold(root: Path, nn: str, topic: str, *, title: str | None = None, topic
     lib_file = root / mod_path
     if lib_file.exists() and not re.search(rf"^def {EXAMPLE}\(", lib_file.read_text(encoding="utf-8"), re.M):
         # an existing module gets the example function appended (the scaffold's lecture and assignment use it)
-        lib_file.write_text(lib_file.read_text(encoding="utf-8").rstrip("\n") + "\n\n\n" + example_function(),
-                            encoding="utf-8")
+        lib_file.write_text(
+            lib_file.read_text(encoding="utf-8").rstrip("\n") + "\n\n\n" + example_function(), encoding="utf-8"
+        )
         result.written.append(f"{mod_path} (appended {EXAMPLE})")
     else:
         write(mod_path, module_source(number, title_text, module))
     write(test_path if not (root / test_path).exists() else f"{TESTS}/test_{module}_example.py", test_source(module))
     write(bench_path, benchmark_source(number, module))
-    write(f"{LECTURES}/{folder}/{folder}.py", lecture_source(number, title_text, entry["topics"], module,
-                                                          _has_claim(root)))
+    write(
+        f"{LECTURES}/{folder}/{folder}.py",
+        lecture_source(number, title_text, entry["topics"], module, _has_claim(root)),
+    )
     block = None
     if make_assignment:
         write(f"{SOLUTIONS}/{asg_name}/{asg_name}.py", solution_source(number, title_text, module))
@@ -469,14 +488,24 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools new-
     parser.add_argument("topic", help="the topic slug, e.g. transformers (folder NN-topic, module course_lib.<topic>)")
     parser.add_argument("--title", help="the lecture's title (default: the planned entry's, else the topic)")
     parser.add_argument("--topics", help="the syllabus topics line (default: the planned entry's)")
-    parser.add_argument("--date", type=dt.date.fromisoformat, help="the lecture's date (default: the planned entry's, "
-                        "else a week after the previous lecture)")
+    parser.add_argument(
+        "--date",
+        type=dt.date.fromisoformat,
+        help="the lecture's date (default: the planned entry's, else a week after the previous lecture)",
+    )
     parser.add_argument("--no-assignment", action="store_true", help="no solutions/ source and no [[assignment]]")
     parser.add_argument("--no-release", action="store_true", help="do not regenerate the assignment's release now")
     args = parser.parse_args(argv)
     try:
-        result = scaffold(REPO_ROOT, args.number, args.topic, title=args.title, topics=args.topics, date=args.date,
-                          assignment=not args.no_assignment)
+        result = scaffold(
+            REPO_ROOT,
+            args.number,
+            args.topic,
+            title=args.title,
+            topics=args.topics,
+            date=args.date,
+            assignment=not args.no_assignment,
+        )
     except ScaffoldError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1

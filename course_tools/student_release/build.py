@@ -31,8 +31,10 @@ import hashlib
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from course_tools import syllabus
 from course_tools.assignments import AssignmentSpec, load_specs
@@ -113,8 +115,10 @@ def plan(root: Path, on: dt.date) -> Plan:
         if not (layout.solutions / name).is_dir() or not spec.is_released(on):
             continue
         if not any((layout.assignments / name).glob("*.ipynb")):
-            raise ReleaseError(f"assignment {name} is released on {spec.release} but {ASSIGNMENTS}/{name}/ is empty: "
-                               "run `make release` and commit it")
+            raise ReleaseError(
+                f"assignment {name} is released on {spec.release} but {ASSIGNMENTS}/{name}/ is empty: "
+                "run `make release` and commit it"
+            )
         assignments.append(spec)
     index = LibraryIndex(root / LIB)
     stubs = stub_set(index, open_answers(specs.values(), on))
@@ -139,7 +143,7 @@ def plan(root: Path, on: dt.date) -> Plan:
     return result
 
 
-def _code_cells(nb: dict) -> list[str]:
+def _code_cells(nb: dict[str, Any]) -> list[str]:
     out = []
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code":
@@ -154,7 +158,7 @@ def _code_cells(nb: dict) -> list[str]:
 # pre-executed lectures
 
 
-def _cell_sources(nb: dict) -> list[tuple[str, str]]:
+def _cell_sources(nb: dict[str, Any]) -> list[tuple[str, str]]:
     out = []
     for cell in nb.get("cells", []):
         src = cell.get("source", "")
@@ -162,13 +166,15 @@ def _cell_sources(nb: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _matches_source(executed: dict, source_nb: dict) -> bool:
+def _matches_source(executed: dict[str, Any], source_nb: Any[str, Any]) -> bool:
     """True when an executed notebook was run from this very source (papermill's injected cell aside)."""
     cells = [c for c in executed.get("cells", []) if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     return _cell_sources({"cells": cells}) == _cell_sources(source_nb)
 
 
-def executed_lecture(root: Path, lec: syllabus.Lecture, executed_dir: Path, *, full: bool, log) -> dict:
+def executed_lecture(
+    root: Path, lec: syllabus.Lecture, executed_dir: Path, *, full: bool, log: Callable[[str], object]
+) -> dict[str, Any]:
     """The executed notebook of a lecture: from ``executed_dir`` when it matches the source, else run now."""
     from course_tools.notebooks.convert import read_source
     from course_tools.notebooks.execute import execute_many, output_path
@@ -182,12 +188,17 @@ def executed_lecture(root: Path, lec: syllabus.Lecture, executed_dir: Path, *, f
         log(f"  {lec.folder}: executing ({'full' if full else 'smoke'} mode) into {out} ...")
         [result] = execute_many([src], smoke=not full, jobs=1, build_dir=executed_dir)
         if result.status != "ok":
-            raise ReleaseError(f"{src.relative_to(root)} failed to execute with the reference course_lib "
-                               f"({result.status}: {result.detail}); fix the lecture before releasing it")
-    return json.loads(out.read_text(encoding="utf-8"))
+            raise ReleaseError(
+                f"{src.relative_to(root)} failed to execute with the reference course_lib "
+                f"({result.status}: {result.detail}); fix the lecture before releasing it"
+            )
+    executed: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return executed
 
 
-def pre_executed_notebook(executed: dict, lec: syllabus.Lecture, used: list[str], stubs: dict[str, OpenAnswer]) -> dict:
+def pre_executed_notebook(
+    executed: dict[str, Any], lec: syllabus.Lecture, used: list[str], stubs: dict[str, OpenAnswer]
+) -> dict[str, Any]:
     """A copy of an executed lecture for students: run metadata dropped, a first cell saying why it is pre-executed."""
     nb = copy.deepcopy(executed)
     params = nb.get("metadata", {}).get("papermill", {}).get("parameters", {}) or {}
@@ -220,7 +231,7 @@ def _write(path: Path, data: bytes | str) -> None:
     path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
 
-def _notebook_json(nb: dict) -> str:
+def _notebook_json(nb: dict[str, Any]) -> str:
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -237,8 +248,16 @@ def _prepare_out(out: Path, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def build(root: Path, out: Path, on: dt.date, *, executed_dir: Path | None = None, full: bool = False,
-          force: bool = False, log=print) -> Plan:
+def build(
+    root: Path,
+    out: Path,
+    on: dt.date,
+    *,
+    executed_dir: Path | None = None,
+    full: bool = False,
+    force: bool = False,
+    log: Callable[[str], object] = print,
+) -> Plan:
     """Write the bundle of day ``on`` into ``out``; return its plan."""
     root, out = Path(root).resolve(), Path(out).resolve()
     if out == root or out in root.parents:
@@ -276,8 +295,13 @@ def build(root: Path, out: Path, on: dt.date, *, executed_dir: Path | None = Non
         else:
             skip = set()
         for f in sorted(folder.rglob("*")):
-            if f.is_file() and f.suffix != ".ipynb" and f.name not in skip and "__pycache__" not in f.parts \
-                    and ".ipynb_checkpoints" not in f.parts:
+            if (
+                f.is_file()
+                and f.suffix != ".ipynb"
+                and f.name not in skip
+                and "__pycache__" not in f.parts
+                and ".ipynb_checkpoints" not in f.parts
+            ):
                 _write(out / f.relative_to(root), f.read_bytes())
 
     # assignments: nbgrader's release, as committed
@@ -297,12 +321,15 @@ def build(root: Path, out: Path, on: dt.date, *, executed_dir: Path | None = Non
     _write(out / "Makefile", templates.MAKEFILE)
     _write(out / "nbgrader_config.py", templates.NBGRADER_CONFIG)
     _write(out / ".gitignore", templates.GITIGNORE)
-    _write(out / "README.md", templates.readme(
-        on,
-        [(lec.folder, f"{lec.number} · {lec.title}", lec.folder in p.pre_executed) for lec in p.lectures],
-        [(spec.name, spec.due) for spec in p.assignments],
-        [(d, why.assignment, why.due) for d, why in p.stubs.items() if why.helper_of is None],
-    ))
+    _write(
+        out / "README.md",
+        templates.readme(
+            on,
+            [(lec.folder, f"{lec.number} · {lec.title}", lec.folder in p.pre_executed) for lec in p.lectures],
+            [(spec.name, spec.due) for spec in p.assignments],
+            [(d, why.assignment, why.due) for d, why in p.stubs.items() if why.helper_of is None],
+        ),
+    )
     return p
 
 
@@ -324,9 +351,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools stud
     when.add_argument("--date", help="the day of the release, e.g. 2027-03-01 (default: today)")
     when.add_argument("--until", help="the release on the date of lecture NN (e.g. 05)")
     parser.add_argument("--force", action="store_true", help="replace OUT when it holds an earlier student release")
-    parser.add_argument("--full", action="store_true", help="execute lectures that must ship pre-executed in full mode "
-                        "(default: smoke mode; outputs already in build/executed are reused either way)")
-    parser.add_argument("--executed-dir", type=Path, default=None, help="executed notebooks to reuse (default build/executed)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="execute lectures that must ship pre-executed in full mode "
+        "(default: smoke mode; outputs already in build/executed are reused either way)",
+    )
+    parser.add_argument(
+        "--executed-dir", type=Path, default=None, help="executed notebooks to reuse (default build/executed)"
+    )
     parser.add_argument("--no-scan", action="store_true", help="skip the leak scan of the finished bundle")
     args = parser.parse_args(argv)
     from course_tools.student_release.scan import scan_bundle
@@ -339,8 +372,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools stud
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     answers = [d for d, w in p.stubs.items() if w.helper_of is None]
-    print(f"lectures: {', '.join(lec.number for lec in p.lectures) or 'none'}"
-          f" (pre-executed: {', '.join(sorted(p.pre_executed)) or 'none'})")
+    print(
+        f"lectures: {', '.join(lec.number for lec in p.lectures) or 'none'}"
+        f" (pre-executed: {', '.join(sorted(p.pre_executed)) or 'none'})"
+    )
     print(f"assignments: {', '.join(s.name for s in p.assignments) or 'none'}")
     print(f"stubbed: {len(answers)} answers + {len(p.stubs) - len(answers)} private helpers of them")
     for helper, users in p.shared.items():

@@ -30,8 +30,16 @@ from course_tools.student_release.stubs import LIB, LibraryIndex, body_fingerpri
 
 #: what a bundle may hold at its top level
 ALLOWED_TOP = {
-    "README.md", "Makefile", "pyproject.toml", "environment.yml", "requirements", "nbgrader_config.py", ".gitignore",
-    LIB, LECTURES, ASSIGNMENTS,
+    "README.md",
+    "Makefile",
+    "pyproject.toml",
+    "environment.yml",
+    "requirements",
+    "nbgrader_config.py",
+    ".gitignore",
+    LIB,
+    LECTURES,
+    ASSIGNMENTS,
 }
 #: statements smaller than this many AST nodes are too generic to be evidence on their own
 MIN_STATEMENT_NODES = 12
@@ -85,7 +93,9 @@ def scan_bundle(bundle: Path, root: Path, on: dt.date) -> list[str]:
     from course_tools.notebooks.convert import read_source
 
     bundle = Path(bundle)
-    problems = [f"{p.name}: not part of a student bundle" for p in sorted(bundle.iterdir()) if p.name not in ALLOWED_TOP]
+    problems = [
+        f"{p.name}: not part of a student bundle" for p in sorted(bundle.iterdir()) if p.name not in ALLOWED_TOP
+    ]
     specs = load_specs(root)
 
     # secret lines of the sources
@@ -128,6 +138,22 @@ def scan_bundle(bundle: Path, root: Path, on: dt.date) -> list[str]:
                 kept |= _statements(node).keys()
     statements = {k: v for k, v in statements.items() if k not in kept}
 
+    # an answer's code in the released notebook of the one open assignment it answers is that
+    # assignment's given code (02 gives Linear.forward and asks for backward); anywhere else it leaks
+    open_by: dict[str, set[str]] = {}
+    for spec in specs.values():
+        if not spec.is_due(on):
+            for dotted in spec.stubbed_names():
+                canonical = index.canonical(dotted) or dotted
+                open_by.setdefault(canonical, set()).add(spec.name)
+    for dotted, why in stubs.items():
+        if why.helper_of:
+            open_by[dotted] = open_by.get(why.helper_of, {why.assignment})
+
+    def given(rel: str, dotted: str) -> bool:
+        parts = rel.split("/")
+        return parts[0] == ASSIGNMENTS and len(parts) > 1 and open_by.get(dotted) == {parts[1]}
+
     bundle_index = LibraryIndex(bundle / LIB)
     for dotted in stubs:
         try:
@@ -153,9 +179,13 @@ def scan_bundle(bundle: Path, root: Path, on: dt.date) -> list[str]:
             except SyntaxError:
                 continue
             for fp in body_fingerprints(tree) & fingerprints.keys():
+                if given(rel, fingerprints[fp]):
+                    continue
                 problems.append(f"{rel}: holds the body of {fingerprints[fp]} (an answer of an open assignment)")
             for st in _statements(tree).keys() & statements.keys():
                 dotted, line = statements[st]
+                if given(rel, dotted):
+                    continue
                 problems.append(f"{rel}: holds a statement of {dotted} (an answer of an open assignment): {line}")
     return sorted(set(problems))
 

@@ -180,11 +180,15 @@ class LibraryIndex:
                 refs.discard(f"{info.name}.{def_name}")
                 self.edges[f"{info.name}.{def_name}"] = {c for r in refs if (c := self.canonical(r))}
             # what import-time code *calls* (a stub referenced, subclassed or stored in a table is harmless)
-            top = [s for s in info.tree.body if not isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+            top: list[ast.AST] = [
+                s for s in info.tree.body if not isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            ]
             top += [a for n in info.defs.values() if not isinstance(n, ast.ClassDef) for a in n.args.defaults]
             called = [c.func for s in top for c in ast.walk(s) if isinstance(c, ast.Call)]
             called += [d.func if isinstance(d, ast.Call) else d for n in info.defs.values() for d in n.decorator_list]
-            refs = set().union(*(references(f, info.defs, info.imports, info.name) for f in called)) if called else set()
+            refs = (
+                set().union(*(references(f, info.defs, info.imports, info.name) for f in called)) if called else set()
+            )
             self.import_time[info.name] = {c for r in refs if (c := self.canonical(r))}
 
     def split(self, dotted: str) -> tuple[ModuleInfo, list[str]] | None:
@@ -225,7 +229,9 @@ class LibraryIndex:
         """Definitions that refer to ``target``, and ``<module M>`` where M's top-level code refers to it."""
         out = {src for src, dsts in self.edges.items() if target in dsts}
         for name, info in self.modules.items():
-            top = [s for s in info.tree.body if not isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
+            top = [
+                s for s in info.tree.body if not isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            ]
             if any(self.canonical(r) == target for s in top for r in references(s, info.defs, info.imports, name)):
                 out.add(f"<module {name}>")
         return out
@@ -341,7 +347,9 @@ def stub_node(node: ast.stmt, message: str) -> ast.stmt:
     return node
 
 
-def _function_edits(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str], message: str) -> list[tuple[int, int, str]]:
+def _function_edits(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str], message: str
+) -> list[tuple[int, int, str]]:
     """Line edits (1-based first, last, replacement) that turn a function's body into ``raise NotImplementedError``.
 
     The signature, the docstring and the comments above the first statement's line are kept as written.
@@ -366,12 +374,12 @@ def _function_edits(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[st
 
 def _node_edits(node: ast.stmt, lines: list[str], message: str) -> list[tuple[int, int, str]] | None:
     """Edits that stub ``node`` in place, or None when it must be rewritten whole (one-line bodies)."""
+    edits: list[tuple[int, int, str]] = []
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         edits = _function_edits(node, lines, message)
         body = node.body[len(_docstring(node.body)) :]
         return edits if edits or not body else None
     if isinstance(node, ast.ClassDef):
-        edits: list[tuple[int, int, str]] = []
         for stmt in node.body:
             if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 sub = _node_edits(stmt, lines, message)
@@ -398,7 +406,9 @@ def stub_module_source(source: str, stubs: Mapping[str, str], filename: str = "<
             in_place = _node_edits(stmt, lines, stubs[stmt.name])
             if in_place is None:
                 start = min([stmt.lineno, *(d.lineno for d in stmt.decorator_list)])
-                in_place = [(start, stmt.end_lineno or stmt.lineno, ast.unparse(stub_node(stmt, stubs[stmt.name])) + "\n")]
+                in_place = [
+                    (start, stmt.end_lineno or stmt.lineno, ast.unparse(stub_node(stmt, stubs[stmt.name])) + "\n")
+                ]
             edits += in_place
     if names:
         raise StubError(f"{filename} has no top-level definition named {sorted(names)}")

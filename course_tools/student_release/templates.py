@@ -130,10 +130,12 @@ def readme(
         note = " — pre-executed (it uses an answer of an open assignment, see below)" if pre else ""
         lec_lines.append(f"- [{title}]({path}){note}")
     asg_lines = [
-        f"- [{name}](assignments/{name}/) — due {due.isoformat() if due else '(no date set)'}" for name, due in assignments
+        f"- [{name}](assignments/{name}/) — due {due.isoformat() if due else '(no date set)'}"
+        for name, due in assignments
     ]
     stub_lines = [
-        f"- `{dotted}` — assignment {name}, due {due.isoformat() if due else '(no date set)'}" for dotted, name, due in stubbed
+        f"- `{dotted}` — assignment {name}, due {due.isoformat() if due else '(no date set)'}"
+        for dotted, name, due in stubbed
     ]
     stub_text = (
         "Until an assignment's due date, the `course_lib` functions and classes that answer it are stubs in your "

@@ -119,8 +119,11 @@ def test_stub_rewrite_keeps_signatures_docstrings_and_every_other_line(tmp_path)
         assert mod.keep(1) == 2
         assert inspect.signature(mod.answer.__func__).parameters["scale"].default == 2.0
         assert mod.answer.__func__.__doc__ == "The answer's docstring."
-        for call, message in [(lambda: mod.answer.__func__(1.0), "answer is open"), (lambda: mod.one_liner(4.0), "open too"),
-                              (lambda: mod.Layer(2), "layer open")]:
+        for call, message in [
+            (lambda: mod.answer.__func__(1.0), "answer is open"),
+            (lambda: mod.one_liner(4.0), "open too"),
+            (lambda: mod.Layer(2), "layer open"),
+        ]:
             with pytest.raises(NotImplementedError, match=message):
                 call()
         assert mod.Layer.size == 3 and mod.Layer.__doc__ == "A layer."
@@ -205,7 +208,7 @@ def test_bundle_is_reproducible(bundle, tmp_path):
     assert bundle_digest(again) == bundle_digest(out)
 
 
-DRIVER = textwrap.dedent('''
+DRIVER = textwrap.dedent("""
     import json, os, pkgutil, sys, importlib
     from pathlib import Path
     import course_lib, jupytext, nbformat
@@ -230,7 +233,7 @@ DRIVER = textwrap.dedent('''
             cells.append({"graded": grade, "errors": [(e["ename"], e["evalue"][:200]) for e in errors]})
         report["notebooks"][rel] = cells
     print(json.dumps(report))
-''')
+""")
 
 
 def test_fresh_venv_runs_released_assignments_and_lectures_that_are_not_pre_executed(bundle, tmp_path):
@@ -238,24 +241,56 @@ def test_fresh_venv_runs_released_assignments_and_lectures_that_are_not_pre_exec
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    Path(site, "_course_base_venv.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(site, "_course_base_venv.pth").write_text(
+        f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n"
+    )
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
     # students download the data sets; the test reads them from the offline mirror
     env[MIRROR_ENV_VAR] = str(LAYOUT.data_mirror)
     env.update({"COURSE_SMOKE": "1", "OMP_NUM_THREADS": "1", "PATH": f"{env_dir / 'bin'}{os.pathsep}{env['PATH']}"})
     # the README's install command, offline
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-build-isolation",
-                    "-c", "requirements/constraints.txt", "-e", "."], cwd=out, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-build-isolation",
+            "-c",
+            "requirements/constraints.txt",
+            "-e",
+            ".",
+        ],
+        cwd=out,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     assignments = [str(nb.relative_to(out)) for nb in sorted((out / "assignments").glob("*/*.ipynb"))]
     lectures = [f"lectures/{lec.folder}/{lec.folder}.py" for lec in p.lectures if lec.folder not in p.pre_executed]
-    assert lectures == ["lectures/01-neural-networks/01-neural-networks.py",
-                        "lectures/02-backpropagation/02-backpropagation.py"]
+    assert lectures == [
+        "lectures/01-neural-networks/01-neural-networks.py",
+        "lectures/02-backpropagation/02-backpropagation.py",
+    ]
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
-    proc = subprocess.run([python, driver, out, *assignments, *lectures], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [python, driver, out, *assignments, *lectures],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert Path(report["course_lib"]).resolve().is_relative_to(out.resolve()), "course_lib must come from the bundle"
@@ -269,5 +304,7 @@ def test_fresh_venv_runs_released_assignments_and_lectures_that_are_not_pre_exec
         assert [c for c in cells if c["graded"]], rel
         assert all(c["errors"] for c in cells if c["graded"]), f"{rel}: an unanswered graded cell passed"
         kinds = {name for name, _ in errors}
-        assert kinds <= {"NotImplementedError", "NameError"}, f"{rel} fails for another reason than unanswered: {errors}"
+        assert kinds <= {"NotImplementedError", "NameError"}, (
+            f"{rel} fails for another reason than unanswered: {errors}"
+        )
         assert "NotImplementedError" in kinds, rel

@@ -31,7 +31,6 @@
 SMOKE = False
 
 # %%
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn

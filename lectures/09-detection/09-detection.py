@@ -168,7 +168,7 @@ claim(kept == library_kept and len(kept) == 2, "the step-by-step walk and the li
 ex = make_digit_scenes(4, CANVAS, 3, split="test", seed=5)
 g = torch.Generator().manual_seed(6)
 ex_gts, ex_dets = [], []
-for b, lab in zip(ex.boxes, ex.labels, strict=True):
+for b in ex.boxes:
     b = torch.from_numpy(b).double()
     ex_gts.append({"boxes": b, "labels": torch.zeros(len(b), dtype=torch.long)})
     jitter = b + torch.randn(b.shape, generator=g, dtype=torch.float64) * torch.tensor([1.0, 1.0, 6.0, 6.0])

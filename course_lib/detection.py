@@ -10,6 +10,9 @@ Conventions:
 - NMS walks the boxes by decreasing score and removes every later box whose IoU with a kept box
   is ``> iou_threshold`` (seed 9.2); equal scores are taken in index order (lower index first);
 - classes of the two-stage heads: 0 is background, object class ``c`` is ``c + 1``;
+- training the two-stage detector: :func:`sample_labels` (balanced batches), :func:`rpn_loss`,
+  :func:`assign_proposals` and :func:`fast_rcnn_loss` (smooth L1, :func:`smooth_l1`), and
+  :func:`fast_rcnn_detections` for inference;
 - region proposals come as ``rois: (R, 5)`` rows ``(batch_index, x1, y1, x2, y2)`` or as a list of
   per-image ``(K_i, 4)`` tensors.
 
@@ -40,6 +43,7 @@ __all__ = [
     "FastRCNNHead",
     "RPNHead",
     "YOLOHead",
+    "assign_proposals",
     "average_precision",
     "average_precision_per_class",
     "batched_nms",
@@ -48,6 +52,8 @@ __all__ = [
     "clip_boxes",
     "decode_boxes",
     "encode_boxes",
+    "fast_rcnn_detections",
+    "fast_rcnn_loss",
     "generate_proposals",
     "make_anchors",
     "match_anchors",
@@ -55,6 +61,9 @@ __all__ = [
     "nms",
     "roi_align",
     "roi_pool",
+    "rpn_loss",
+    "sample_labels",
+    "smooth_l1",
     "yolo_decode",
     "yolo_loss",
     "yolo_targets",
@@ -562,6 +571,244 @@ class FastRCNNHead(nn.Module):
             )
         t = self.fc(roi_features)
         return self.cls(t), self.bbox(t).reshape(-1, self.num_classes + 1, 4)
+
+
+# --------------------------------------------------------------------------------------------
+# two-stage training: samplers, targets, losses, post-processing
+# --------------------------------------------------------------------------------------------
+def smooth_l1(x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Element-wise smooth L1 (Huber) of Fast R-CNN: ``0.5 x^2 / beta`` where ``|x| < beta``, else ``|x| - 0.5 beta``.
+
+    ``beta = 1`` in Fast R-CNN; Faster R-CNN's RPN uses ``sigma = 3``, i.e. ``beta = 1 / sigma^2 = 1/9``.
+    ``beta = 0`` is the plain L1. Same shape as ``x``.
+    """
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    a = x.abs()
+    if beta == 0:
+        return a
+    return torch.where(a < beta, 0.5 * a * a / beta, a - 0.5 * beta)
+
+
+def sample_labels(
+    labels: torch.Tensor,
+    batch_size: int,
+    positive_fraction: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Balanced mini-batch of one image's anchors or proposals: ``labels (A,)`` -> ``(positive (A,), negative (A,))`` bools.
+
+    ``labels``: ``> 0`` object (any class), ``0`` background, ``-1`` ignored. At most
+    ``round(batch_size * positive_fraction)`` positives are drawn uniformly without replacement
+    (all of them if fewer), then negatives fill the batch up to ``batch_size`` (all if fewer).
+    Faster R-CNN's RPN: 256 anchors, fraction 0.5; Fast R-CNN's head: 128 RoIs, fraction 0.25.
+    ``generator`` (a CPU ``torch.Generator``) makes the draw reproducible.
+    """
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-d, got {tuple(labels.shape)}")
+    if batch_size < 0 or not 0.0 <= positive_fraction <= 1.0:
+        raise ValueError(f"need batch_size >= 0 and 0 <= positive_fraction <= 1, got {batch_size}, {positive_fraction}")
+    pos_idx = (labels > 0).nonzero().squeeze(1)
+    neg_idx = (labels == 0).nonzero().squeeze(1)
+    n_pos = min(pos_idx.numel(), int(round(batch_size * positive_fraction)))
+    n_neg = min(neg_idx.numel(), batch_size - n_pos)
+
+    def draw(idx: torch.Tensor, k: int) -> torch.Tensor:
+        perm = torch.randperm(idx.numel(), generator=generator).to(idx.device)
+        return idx[perm[:k]]
+
+    pos = torch.zeros_like(labels, dtype=torch.bool)
+    neg = torch.zeros_like(labels, dtype=torch.bool)
+    pos[draw(pos_idx, n_pos)] = True
+    neg[draw(neg_idx, n_neg)] = True
+    return pos, neg
+
+
+def rpn_loss(
+    objectness: torch.Tensor,
+    deltas: torch.Tensor,
+    anchors: torch.Tensor,
+    gt_boxes: Sequence[torch.Tensor],
+    *,
+    fg_iou: float = 0.7,
+    bg_iou: float = 0.3,
+    batch_size_per_image: int = 256,
+    positive_fraction: float = 0.5,
+    beta: float = 1.0 / 9,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The RPN's two losses (Faster R-CNN, seed 9.8): ``(objectness loss, box loss)``, 0-d tensors.
+
+    Per image, :func:`match_anchors` labels the anchors (object ``IoU >= fg_iou``, background
+    ``< bg_iou``, plus each ground truth's best anchor), :func:`sample_labels` draws a balanced batch
+    of ``batch_size_per_image`` of them, and over the ``S`` sampled anchors of all images
+
+    - objectness: ``(1/S) sum_sampled BCE(sigmoid(o_a), p*_a)`` with ``p* = 1`` for objects, 0 for background;
+    - boxes: ``(1/S) sum_positive sum_coords smooth_l1(t_a - t*_a, beta)``, ``t* = encode_boxes(matched gt, anchor)``
+
+    (the normalisation of the torchvision implementation; the paper's ``lambda = 10``, ``N_reg ~ 2400``
+    weighting is about the same). ``objectness (N, A)``, ``deltas (N, A, 4)`` from :class:`RPNHead`,
+    ``anchors (A, 4)`` from :func:`make_anchors`, ``gt_boxes``: N tensors ``(G_i, 4)``.
+    """
+    if objectness.ndim != 2 or deltas.shape != (*objectness.shape, 4) or anchors.shape != (objectness.shape[1], 4):
+        raise ValueError(
+            f"need objectness (N, A), deltas (N, A, 4), anchors (A, 4); got {tuple(objectness.shape)}, "
+            f"{tuple(deltas.shape)}, {tuple(anchors.shape)}"
+        )
+    if len(gt_boxes) != objectness.shape[0]:
+        raise ValueError(f"{objectness.shape[0]} images but {len(gt_boxes)} ground-truth tensors")
+    obj_terms, box_terms, n_sampled = [], [], 0
+    for obj, d, gt in zip(objectness, deltas, gt_boxes, strict=True):
+        gt = gt.to(anchors)
+        labels, matched = match_anchors(anchors, gt, fg_iou, bg_iou)
+        pos, neg = sample_labels(labels, batch_size_per_image, positive_fraction, generator)
+        sampled = pos | neg
+        n_sampled += int(sampled.sum())
+        obj_terms.append(
+            torch.nn.functional.binary_cross_entropy_with_logits(obj[sampled], pos[sampled].to(obj.dtype), reduction="sum")
+        )
+        if pos.any():
+            target = encode_boxes(gt[matched[pos]], anchors[pos])
+            box_terms.append(smooth_l1(d[pos] - target, beta).sum())
+    denom = max(n_sampled, 1)
+    zero = objectness.sum() * 0 + deltas.sum() * 0  # keeps the graph when nothing was sampled
+    return zero + sum(obj_terms) / denom, zero + sum(box_terms) / denom
+
+
+def assign_proposals(
+    proposals: Sequence[torch.Tensor],
+    gt_boxes: Sequence[torch.Tensor],
+    gt_labels: Sequence[torch.Tensor],
+    *,
+    fg_iou: float = 0.5,
+    bg_iou: tuple[float, float] = (0.0, 0.5),
+    batch_size_per_image: int = 128,
+    positive_fraction: float = 0.25,
+    add_gt: bool = True,
+    weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0),
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training RoIs of Fast R-CNN's head: ``(rois (R, 5), labels (R,), regression targets (R, 4))``.
+
+    Per image the ground-truth boxes are appended to the proposals (``add_gt``), each proposal gets
+    the ground truth of highest IoU: label ``c + 1`` (its class, 0 being background) when
+    ``IoU >= fg_iou``, background 0 when ``bg_iou[0] <= IoU < bg_iou[1]``, ignored otherwise; then a
+    balanced sample (:func:`sample_labels`, 128 RoIs with 25 % objects in the paper). Targets are
+    :func:`encode_boxes` of the matched box relative to the RoI with ``weights`` (zeros for
+    background). ``rois`` rows are ``(image index, x1, y1, x2, y2)``, the input of :func:`roi_pool`.
+    """
+    if not len(proposals) == len(gt_boxes) == len(gt_labels):
+        raise ValueError(f"{len(proposals)} proposal, {len(gt_boxes)} box and {len(gt_labels)} label tensors")
+    lo, hi = bg_iou
+    if not 0.0 <= lo <= hi <= fg_iou <= 1.0:
+        raise ValueError(f"need 0 <= bg_iou[0] <= bg_iou[1] <= fg_iou <= 1, got bg_iou={bg_iou}, fg_iou={fg_iou}")
+    rois, labels_out, targets = [], [], []
+    for i, (props, gt, gl) in enumerate(zip(proposals, gt_boxes, gt_labels, strict=True)):
+        _check_boxes(props, "proposals[i]")
+        gt = gt.to(props)
+        if gl.shape != (gt.shape[0],):
+            raise ValueError(f"image {i}: gt_labels must have shape ({gt.shape[0]},), got {tuple(gl.shape)}")
+        boxes = torch.cat([props, gt]) if add_gt else props
+        if gt.shape[0]:
+            iou = box_iou(boxes, gt)
+            best, matched = iou.max(1)
+            labels = torch.full((boxes.shape[0],), -1, dtype=torch.long, device=boxes.device)
+            labels[(best >= lo) & (best < hi)] = 0
+            fg = best >= fg_iou
+            labels[fg] = gl.to(labels.device)[matched[fg]].long() + 1
+        else:
+            matched = torch.zeros(boxes.shape[0], dtype=torch.long, device=boxes.device)
+            labels = torch.zeros(boxes.shape[0], dtype=torch.long, device=boxes.device)
+        pos, neg = sample_labels(labels, batch_size_per_image, positive_fraction, generator)
+        keep = (pos | neg).nonzero().squeeze(1)
+        b, lab = boxes[keep], torch.where(pos[keep], labels[keep], torch.zeros_like(labels[keep]))
+        t = torch.zeros_like(b)
+        fg_k = lab > 0
+        if fg_k.any():
+            t[fg_k] = encode_boxes(gt[matched[keep][fg_k]], b[fg_k], weights)
+        rois.append(torch.cat([torch.full((b.shape[0], 1), float(i), dtype=b.dtype, device=b.device), b], 1))
+        labels_out.append(lab)
+        targets.append(t)
+    return torch.cat(rois), torch.cat(labels_out), torch.cat(targets)
+
+
+def fast_rcnn_loss(
+    class_logits: torch.Tensor,
+    box_deltas: torch.Tensor,
+    labels: torch.Tensor,
+    regression_targets: torch.Tensor,
+    beta: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fast R-CNN's multi-task loss (seed 9.7): ``(classification loss, box loss)``, 0-d tensors.
+
+    ``L_cls = (1/R) sum_r -log softmax(s_r)[u_r]`` over the ``R`` RoIs of true class ``u_r`` (0 = background);
+    ``L_box = (1/R) sum_{r: u_r > 0} sum_coords smooth_l1(t_r^{u_r} - v_r, beta)``: only the deltas of the
+    RoI's own class are trained, and background RoIs have none. ``class_logits (R, K + 1)``,
+    ``box_deltas (R, K + 1, 4)`` from :class:`FastRCNNHead`, ``labels (R,)``, ``regression_targets (R, 4)``
+    from :func:`assign_proposals`.
+    """
+    r = class_logits.shape[0]
+    if class_logits.ndim != 2 or box_deltas.shape != (*class_logits.shape, 4):
+        raise ValueError(
+            f"need class_logits (R, K+1) and box_deltas (R, K+1, 4), got {tuple(class_logits.shape)}, {tuple(box_deltas.shape)}"
+        )
+    if labels.shape != (r,) or regression_targets.shape != (r, 4):
+        raise ValueError(
+            f"labels must be ({r},) and regression_targets ({r}, 4), got {tuple(labels.shape)}, {tuple(regression_targets.shape)}"
+        )
+    if r == 0:
+        zero = class_logits.sum() * 0 + box_deltas.sum() * 0
+        return zero, zero
+    labels = labels.long()
+    cls_loss = torch.nn.functional.cross_entropy(class_logits, labels)
+    fg = (labels > 0).nonzero().squeeze(1)
+    own = box_deltas[fg, labels[fg]]  # (F, 4)
+    box_loss = smooth_l1(own - regression_targets[fg].to(own), beta).sum() / r + box_deltas.sum() * 0
+    return cls_loss, box_loss
+
+
+def fast_rcnn_detections(
+    class_logits: torch.Tensor,
+    box_deltas: torch.Tensor,
+    rois: torch.Tensor,
+    image_size: tuple[int, int],
+    n_images: int,
+    *,
+    weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0),
+    score_threshold: float = 0.05,
+    nms_threshold: float = 0.5,
+    max_detections: int = 100,
+) -> list[dict[str, torch.Tensor]]:
+    """Fast R-CNN outputs -> per image ``{"boxes" (D, 4), "scores" (D,), "labels" (D,)}`` (labels 0..K-1).
+
+    For every RoI and object class ``c`` (not background): the score ``softmax(s)[c + 1]`` and the
+    box ``decode_boxes(t^{c+1}, RoI, weights)`` clipped to the image; scores below
+    ``score_threshold`` are dropped, then per-class NMS (:func:`batched_nms`) and the best
+    ``max_detections``. ``rois (R, 5)`` rows ``(image index, x1, y1, x2, y2)``.
+    """
+    r, k1 = class_logits.shape
+    if box_deltas.shape != (r, k1, 4) or rois.shape != (r, 5):
+        raise ValueError(
+            f"need class_logits (R, K+1), box_deltas (R, K+1, 4), rois (R, 5); got {tuple(class_logits.shape)}, "
+            f"{tuple(box_deltas.shape)}, {tuple(rois.shape)}"
+        )
+    probs = torch.softmax(class_logits.detach(), 1)[:, 1:]  # (R, K)
+    k = k1 - 1
+    boxes = decode_boxes(
+        box_deltas.detach()[:, 1:].reshape(-1, 4), rois[:, 1:].repeat_interleave(k, 0).to(box_deltas), weights
+    )
+    boxes = clip_boxes(boxes, image_size).reshape(r, k, 4)
+    classes = torch.arange(k, device=class_logits.device).expand(r, k)
+    image = rois[:, 0].long()
+    out = []
+    for i in range(n_images):
+        sel = image == i
+        bx, sc, lab = boxes[sel].reshape(-1, 4), probs[sel].reshape(-1), classes[sel].reshape(-1)
+        keep = sc >= score_threshold
+        bx, sc, lab = bx[keep], sc[keep], lab[keep]
+        kept = batched_nms(bx, sc, lab, nms_threshold)[:max_detections]
+        out.append({"boxes": bx[kept], "scores": sc[kept], "labels": lab[kept]})
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -667,3 +667,152 @@ def test_map_is_averaged_over_classes_and_handles_empty_images() -> None:
     )  # COCO divides by tp + fp + eps
     with pytest.raises(ValueError, match="one per image"):
         D.mean_average_precision(dets[:2], gts)
+
+
+# ----------------------------------------------------------------------------- two-stage training
+def smooth_l1_ref(x: float, beta: float) -> float:
+    return 0.5 * x * x / beta if abs(x) < beta else abs(x) - 0.5 * beta
+
+
+@pytest.mark.parametrize("beta", [1.0, 1.0 / 9, 0.5])
+def test_smooth_l1_matches_the_formula_and_torch(beta):
+    x = torch.randn(50, generator=torch.Generator().manual_seed(3), dtype=F64) * 2
+    got = D.smooth_l1(x, beta)
+    assert torch.allclose(got, torch.tensor([smooth_l1_ref(v, beta) for v in x.tolist()], dtype=F64))
+    assert torch.allclose(got, torch.nn.functional.smooth_l1_loss(x, torch.zeros_like(x), beta=beta, reduction="none"))
+    assert torch.equal(D.smooth_l1(x, 0.0), x.abs())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sample_labels_is_balanced_and_draws_only_allowed_items(seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(-1, 3, (300,), generator=g)  # -1 ignored, 0 background, 1..2 objects
+    n_obj, n_bg = int((labels > 0).sum()), int((labels == 0).sum())
+    for batch, frac in [(64, 0.25), (256, 0.5), (1000, 0.5), (0, 0.5)]:
+        pos, neg = D.sample_labels(labels, batch, frac, g)
+        assert not (pos & neg).any()
+        assert (labels[pos] > 0).all() and (labels[neg] == 0).all()
+        want_pos = min(n_obj, round(batch * frac))
+        assert int(pos.sum()) == want_pos
+        assert int(neg.sum()) == min(n_bg, batch - want_pos)
+    # reproducible with the same generator state, and not always the same subset
+    a = D.sample_labels(labels, 32, 0.5, torch.Generator().manual_seed(1))[0]
+    b = D.sample_labels(labels, 32, 0.5, torch.Generator().manual_seed(1))[0]
+    c = D.sample_labels(labels, 32, 0.5, torch.Generator().manual_seed(2))[0]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def _random_gt(g, n, size=64.0):
+    xy = torch.rand(n, 2, generator=g, dtype=F64) * size * 0.7
+    wh = torch.rand(n, 2, generator=g, dtype=F64) * size * 0.3 + 6
+    return torch.cat([xy, xy + wh], 1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rpn_loss_matches_a_loop_over_the_sampled_anchors(seed):
+    g = torch.Generator().manual_seed(seed)
+    anchors = D.make_anchors((4, 4), 16, sizes=(16.0, 32.0), ratios=(0.5, 1.0, 2.0), dtype=F64)
+    n, a = 2, anchors.shape[0]
+    obj = torch.randn(n, a, generator=g, dtype=F64, requires_grad=True)
+    deltas = (0.3 * torch.randn(n, a, 4, generator=g, dtype=F64)).requires_grad_()
+    gts = [_random_gt(g, 3), _random_gt(g, 1)]
+    lo, lb = D.rpn_loss(obj, deltas, anchors, gts, batch_size_per_image=40, generator=torch.Generator().manual_seed(9))
+    # the same draw, then the losses term by term
+    g2 = torch.Generator().manual_seed(9)
+    bce, box, count = 0.0, 0.0, 0
+    for i in range(n):
+        labels, matched = D.match_anchors(anchors, gts[i], 0.7, 0.3)
+        pos, neg = D.sample_labels(labels, 40, 0.5, g2)
+        for j in range(a):
+            if not (pos[j] or neg[j]):
+                continue
+            count += 1
+            p = 1 / (1 + math.exp(-obj[i, j].item()))
+            bce += -math.log(p) if pos[j] else -math.log(1 - p)
+            if pos[j]:
+                gx1, gy1, gx2, gy2 = gts[i][matched[j]].tolist()
+                ax1, ay1, ax2, ay2 = anchors[j].tolist()
+                wa, ha = ax2 - ax1, ay2 - ay1
+                t = [((gx1 + gx2) / 2 - (ax1 + ax2) / 2) / wa, ((gy1 + gy2) / 2 - (ay1 + ay2) / 2) / ha,
+                     math.log((gx2 - gx1) / wa), math.log((gy2 - gy1) / ha)]
+                box += sum(smooth_l1_ref(deltas[i, j, k].item() - t[k], 1 / 9) for k in range(4))
+    assert count > 0
+    assert lo.item() == pytest.approx(bce / count, rel=1e-10)
+    assert lb.item() == pytest.approx(box / count, rel=1e-10, abs=1e-12)
+    (lo + lb).backward()
+    assert obj.grad is not None and deltas.grad is not None
+
+
+def test_rpn_loss_without_objects_is_pure_background_and_differentiable():
+    anchors = D.make_anchors(2, 8, sizes=(8.0,), ratios=(1.0,), dtype=F64)
+    obj = torch.zeros(1, anchors.shape[0], dtype=F64, requires_grad=True)
+    deltas = torch.zeros(1, anchors.shape[0], 4, dtype=F64, requires_grad=True)
+    lo, lb = D.rpn_loss(obj, deltas, anchors, [torch.zeros(0, 4, dtype=F64)])
+    assert lo.item() == pytest.approx(math.log(2)) and lb.item() == 0.0
+    (lo + lb).backward()
+    with pytest.raises(ValueError):
+        D.rpn_loss(obj, deltas, anchors, [])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_assign_proposals_labels_and_targets_follow_the_rules(seed):
+    g = torch.Generator().manual_seed(seed)
+    gts = [_random_gt(g, 2), _random_gt(g, 3)]
+    labels_in = [torch.tensor([0, 4]), torch.tensor([1, 2, 3])]
+    props = [torch.cat([gt + torch.randn(gt.shape, generator=g, dtype=F64) * 3 for _ in range(5)] + [_random_gt(g, 20)])
+             for gt in gts]
+    props = [torch.cat([p[:, :2], torch.maximum(p[:, 2:], p[:, :2] + 1)], 1) for p in props]
+    rois, labels, targets = D.assign_proposals(props, gts, labels_in, batch_size_per_image=16,
+                                               generator=torch.Generator().manual_seed(0))
+    assert rois.shape[1] == 5 and labels.shape == (rois.shape[0],) and targets.shape == (rois.shape[0], 4)
+    for r in range(rois.shape[0]):
+        i = int(rois[r, 0])
+        ious = [iou_ref(rois[r, 1:].tolist(), b) for b in gts[i].tolist()]
+        best = max(range(len(ious)), key=lambda j: (ious[j], -j))
+        if labels[r] > 0:
+            assert ious[best] >= 0.5 and labels[r] == labels_in[i][best] + 1
+            back = D.decode_boxes(targets[r : r + 1], rois[r : r + 1, 1:], (10.0, 10.0, 5.0, 5.0))
+            assert torch.allclose(back[0], gts[i][best], atol=1e-9)
+        else:
+            assert ious[best] < 0.5 and (targets[r] == 0).all()
+    per_image = torch.bincount(rois[:, 0].long(), minlength=2)
+    assert (per_image <= 16).all()
+    for i in range(2):  # at most 25 % objects per image, and each gt (added as a proposal) can be drawn
+        assert int((labels[rois[:, 0] == i] > 0).sum()) <= 4
+
+
+def test_fast_rcnn_loss_matches_cross_entropy_and_smooth_l1_by_hand():
+    g = torch.Generator().manual_seed(5)
+    r, k = 12, 3
+    logits = torch.randn(r, k + 1, generator=g, dtype=F64, requires_grad=True)
+    deltas = torch.randn(r, k + 1, 4, generator=g, dtype=F64, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 3, 0, 0, 1, 3, 2, 0, 1, 0])
+    targets = torch.randn(r, 4, generator=g, dtype=F64) * (labels > 0)[:, None]
+    lc, lb = D.fast_rcnn_loss(logits, deltas, labels, targets)
+    ce = sum(-torch.log_softmax(logits[i], 0)[labels[i]].item() for i in range(r)) / r
+    assert lc.item() == pytest.approx(ce, rel=1e-12)
+    assert lc.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-12)
+    box = sum(smooth_l1_ref(deltas[i, labels[i], c].item() - targets[i, c].item(), 1.0)
+              for i in range(r) if labels[i] > 0 for c in range(4)) / r
+    assert lb.item() == pytest.approx(box, rel=1e-12)
+    (lc + lb).backward()
+    assert (deltas.grad[labels == 0] == 0).all(), "background RoIs train no box deltas"
+    assert (deltas.grad[torch.arange(r), 0] == 0).all()
+    e = D.fast_rcnn_loss(logits[:0], deltas[:0], labels[:0], targets[:0])
+    assert e[0].item() == 0 and e[1].item() == 0
+    with pytest.raises(ValueError):
+        D.fast_rcnn_loss(logits, deltas, labels[:3], targets)
+
+
+def test_fast_rcnn_detections_decode_score_and_suppress():
+    rois = torch.tensor([[0, 10, 10, 30, 30], [0, 11, 11, 31, 31], [1, 0, 0, 20, 40.0]], dtype=F64)
+    logits = torch.tensor([[0.0, 5.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 6.0]], dtype=F64)
+    deltas = torch.zeros(3, 3, 4, dtype=F64)
+    deltas[2, 2] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # shift by w / 10 = 2 px in x
+    out = D.fast_rcnn_detections(logits, deltas, rois, (64, 64), 2, score_threshold=0.5)
+    assert len(out) == 2
+    assert out[0]["labels"].tolist() == [0] and torch.allclose(out[0]["boxes"], rois[:1, 1:]), "the overlapping RoI is suppressed"
+    p = torch.softmax(logits[0], 0)[1].item()
+    assert out[0]["scores"].item() == pytest.approx(p)
+    assert out[1]["labels"].tolist() == [1]
+    assert torch.allclose(out[1]["boxes"][0], torch.tensor([2.0, 0, 22, 40], dtype=F64))

@@ -131,7 +131,7 @@ for k in [4, 16]:
     opt = torch.optim.LBFGS(lin.parameters(), lr=1, max_iter=200 if SMOKE else 1000, tolerance_grad=1e-10,
                             tolerance_change=1e-14, history_size=20, line_search_fn="strong_wolfe")
 
-    def closure():
+    def closure(opt=opt, lin=lin):
         opt.zero_grad()
         loss = (lin(x_pca) - x_pca).pow(2).sum(1).mean()
         loss.backward()

@@ -26,8 +26,8 @@
 #    descriptor, L2-normalise, compare by a distance and a threshold; and transfer to new people
 #    by swapping the last layer;
 # 3. **FaceNet**: the **triplet loss** $[\,d(a,p) - d(a,n) + \alpha\,]_+$ on normalised
-#    embeddings, and why triplets must be **mined** (batch-all, batch-hard, semi-hard) rather
-#    than enumerated;
+#    embeddings, and why triplets are **mined** inside each batch (batch-all, batch-hard, semi-hard)
+#    instead of enumerated;
 # 4. verification: ROC curves, the accuracy at a threshold chosen on the training people, the
 #    pairwise ranking loss;
 # 5. looking at embeddings: t-SNE, and gallery search with images.

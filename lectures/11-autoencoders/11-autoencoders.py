@@ -581,6 +581,6 @@ md(f"Stroke images reach a ROC-AUC of **{best_strokes:.3f}** (MSE score {auc['st
 #   (shared with lecture 10) ends with a denoising autoencoder's training step.
 # - **Library:** `course_lib.autoencoders` — `DenseAutoencoder`, `ConvAutoencoder`, `add_noise`,
 #   `perceptual_loss`, `psnr`, `interpolate_latents`, `reconstruction_error`; and
-#   `course_lib.data.make_stroke_images` (see the API reference).
+#   `course_lib.data.synthetic.make_stroke_images` (see the API reference).
 # - **Benchmark:** `benchmarks/identification_autoencoders.py` — the denoising PSNR table and the
 #   anomaly ROC-AUCs on the full MNIST.

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.autoencoders import ConvAutoencoder, add_noise, psnr, reconstruction_error
-from course_lib.data import load_mnist, load_olivetti_faces
+from course_lib.data import load_mnist, load_olivetti_faces, make_stroke_images
 from course_lib.identification import (
     EmbeddingNet,
     batch_all_triplet_loss,
@@ -237,21 +237,6 @@ def _denoising(report: BenchmarkReport, smoke: bool, device) -> None:
     )
 
 
-def _strokes(n: int, size: int = 28, seed: int = 0) -> torch.Tensor:
-    """n images (n, 1, size, size) of 1-3 random straight strokes, ~2 px wide, values in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
-    out = torch.zeros(n, size, size)
-    for i in range(n):
-        for _ in range(int(torch.randint(1, 4, (1,), generator=g))):
-            (y0, x0), (y1, x1) = (4 + (size - 8) * torch.rand(2, 2, generator=g)).tolist()
-            dy, dx = y1 - y0, x1 - x0
-            t = (((yy - y0) * dy + (xx - x0) * dx) / max(dy * dy + dx * dx, 1e-6)).clamp(0, 1)
-            dist = ((yy - y0 - t * dy) ** 2 + (xx - x0 - t * dx) ** 2).sqrt()
-            out[i] = torch.maximum(out[i], (1.5 - dist).clamp(0, 1))
-    return out[:, None]
-
-
 def _anomaly(report: BenchmarkReport, smoke: bool, device) -> None:
     x_train, y_train = _mnist("train", 1024 if smoke else 60000)
     x_test, y_test = _mnist("test", 512 if smoke else 10000)
@@ -272,7 +257,7 @@ def _anomaly(report: BenchmarkReport, smoke: bool, device) -> None:
             round(seconds, 1),
         )
         report.figures[f"anomaly ROC-AUC, digit {held_out} held out"] = auc
-        strokes = _strokes(200 if not smoke else 50).to(device)
+        strokes = torch.from_numpy(make_stroke_images(200 if not smoke else 50, seed=0).images)[:, None].to(device)
         normal = x_test[y_test != held_out].to(device)
         s_scores = reconstruction_error(model, torch.cat([normal, strokes])).cpu().numpy()
         s_auc = roc_auc_score(np.r_[np.zeros(len(normal)), np.ones(len(strokes))], s_scores)

@@ -25,6 +25,7 @@ local mirror (``$COURSE_DATA_MIRROR``, default ``<repo>/../shared/data``), then 
 Pure parsers (``parse_idx``, ``parse_conllu``, ``parse_planetoid``, ...) read the raw formats;
 :func:`make_digit_canvas` builds a seeded detection/segmentation set from digits, and
 :func:`make_digit_scenes` a harder one (scaled, overlapping MNIST digits; clutter and strokes);
+:func:`make_stroke_images` random straight pen strokes (anomalies among digits, lecture 11);
 :func:`make_date_pairs` (human-written dates -> ISO) and :func:`make_number_pairs` (numbers in
 words -> digits) build seeded translation tasks, :func:`encode_char_pairs` their character ids.
 """
@@ -76,7 +77,14 @@ from course_lib.data.store import (
     read_bytes,
     sha256_file,
 )
-from course_lib.data.synthetic import DigitCanvases, DigitScenes, make_digit_canvas, make_digit_scenes
+from course_lib.data.synthetic import (
+    DigitCanvases,
+    DigitScenes,
+    StrokeImages,
+    make_digit_canvas,
+    make_digit_scenes,
+    make_stroke_images,
+)
 from course_lib.data.synthetic_text import (
     DATE_FORMATS,
     CharPairs,
@@ -101,6 +109,7 @@ __all__ = [
     "DataNotFoundError",
     "DigitCanvases",
     "DigitScenes",
+    "StrokeImages",
     "MovieLens100K",
     "PlanetoidData",
     "Resource",
@@ -128,6 +137,7 @@ __all__ = [
     "make_date_pairs",
     "make_digit_canvas",
     "make_digit_scenes",
+    "make_stroke_images",
     "make_number_pairs",
     "mirror_dir",
     "number_to_words",

@@ -346,3 +346,57 @@ def make_digit_scenes(
         all_scales.append(np.array(factors, dtype=np.float32))
     return DigitScenes(images=canvases, boxes=all_boxes, labels=all_labels, masks=masks, instance_masks=instances,
                        source_indices=all_sources, scales=all_scales)
+
+
+@dataclass
+class StrokeImages:
+    """Images of random straight pen strokes (see :func:`make_stroke_images`).
+
+    - ``images``: (n, S, S) float32 in [0, 1], background 0.
+    - ``segments``: n arrays (k_i, 4) float32, the strokes of image ``i`` as ``(x0, y0, x1, y1)``
+      in pixel coordinates (pixel ``(r, c)`` has its centre at ``x = c + 0.5``, ``y = r + 0.5``).
+    - ``half_widths``: n arrays (k_i,) float32, the half thickness of each stroke in pixels.
+    """
+
+    images: np.ndarray
+    segments: list[np.ndarray]
+    half_widths: list[np.ndarray]
+
+
+def make_stroke_images(n: int, size: int = 28, strokes: int | tuple[int, int] = (1, 3),
+                       half_width: float | tuple[float, float] = (0.8, 1.6), margin: float = 4.0,
+                       seed: int = 0) -> StrokeImages:
+    """Seeded images of 1-3 random straight strokes: "pen marks that are not digits".
+
+    Out-of-distribution inputs for anomaly detection among MNIST digits (lecture 11): the strokes
+    have the thickness and value range of MNIST pen strokes but none of a digit's shapes. Image
+    ``i`` draws ``k`` uniformly in ``strokes = (lo, hi)`` (inclusive); each stroke is a segment
+    with both endpoints uniform in ``[margin, size - margin]^2`` and a half width uniform in
+    ``half_width``. Pixel value of one stroke, with ``dist`` the Euclidean distance from the pixel
+    centre to the segment: ``clip(half_width + 0.5 - dist, 0, 1)`` (a 1-pixel anti-aliased edge);
+    strokes combine by the maximum. Deterministic given ``seed`` (``numpy.random.default_rng``).
+    Returns :class:`StrokeImages`; ``.images`` has shape (n, size, size), float32.
+    """
+    if n < 0 or size < 1:
+        raise ValueError(f"n must be >= 0 and size >= 1, got n={n}, size={size}")
+    k_lo, k_hi = _range(strokes, "strokes", 1, integer=True)
+    w_lo, w_hi = _range(half_width, "half_width", 0.0, integer=False)
+    if not 0 <= margin < size / 2:
+        raise ValueError(f"margin must be in [0, size / 2) = [0, {size / 2}), got {margin}")
+    rng = np.random.default_rng(seed)
+    centres = np.arange(size, dtype=np.float64) + 0.5
+    ys, xs = np.meshgrid(centres, centres, indexing="ij")
+    images = np.zeros((n, size, size), dtype=np.float32)
+    all_segments, all_widths = [], []
+    for i in range(n):
+        k = int(rng.integers(k_lo, k_hi + 1))
+        seg = rng.uniform(margin, size - margin, size=(k, 4))
+        half = rng.uniform(w_lo, w_hi, size=k)
+        for (x0, y0, x1, y1), h in zip(seg, half):
+            dx, dy = x1 - x0, y1 - y0
+            u = np.clip(((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-12), 0.0, 1.0)
+            dist = np.hypot(xs - x0 - u * dx, ys - y0 - u * dy)
+            np.maximum(images[i], np.clip(h + 0.5 - dist, 0.0, 1.0).astype(np.float32), out=images[i])
+        all_segments.append(seg.astype(np.float32))
+        all_widths.append(half.astype(np.float32))
+    return StrokeImages(images=images, segments=all_segments, half_widths=all_widths)

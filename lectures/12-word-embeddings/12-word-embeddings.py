@@ -35,7 +35,7 @@ from gensim.models import Word2Vec as GensimWord2Vec
 from sklearn.decomposition import PCA
 
 from course_lib import text as T
-from course_lib.data import load_brown, load_lee_corpus
+from course_lib.data import gensim_test_file, load_brown, load_lee_corpus
 from course_lib.notebook import claim, md, setup_notebook, show, subplots
 
 SMOKE = setup_notebook(SMOKE, seed=0)
@@ -98,10 +98,13 @@ for V in [1_000, 10_000, 50_000]:
     out = torch.randn(V, d, generator=g)
     center, ids = torch.randn(B, d, generator=g), torch.randint(V, (B,), generator=g)
     negs = torch.randint(V, (B, k), generator=g)
-    def full():
+
+    def full(center=center, ids=ids, out=out):
         return T.full_softmax_loss(center, ids, out)
-    def ns():
+
+    def ns(center=center, ids=ids, out=out, negs=negs):
         return T.sgns_loss(center, out[ids], out[negs])
+
     row = []
     for f in (full, ns):
         f()
@@ -161,9 +164,6 @@ sg = models["skipgram"]
 queries = [w for w in ["money", "president", "week", "city", "good"] if w in sg]
 for w in queries:
     print(f"{w:>10}: " + ", ".join(f"{x} {s:.2f}" for x, s in sg.most_similar(w, topn=6)))
-questions = T.gensim_test_file("questions-words.txt") if hasattr(T, "gensim_test_file") else None
-from course_lib.data import gensim_test_file  # noqa: E402
-
 ana = {m: kv.evaluate_analogies(gensim_test_file("questions-words.txt")) for m, kv in models.items()}
 ws = {m: kv.evaluate_word_pairs(gensim_test_file("wordsim353.tsv")) for m, kv in models.items()}
 print({m: a if not isinstance(a, dict) else {k_: v for k_, v in a.items() if k_ != "sections"} for m, a in ana.items()})

@@ -123,7 +123,7 @@ for mode in KIM_MR:
     opt = torch.optim.Adadelta([p for p in model.parameters() if p.requires_grad], lr=1.0, rho=0.95, eps=1e-6)
     g = torch.Generator().manual_seed(0)
     curves[mode] = []
-    for epoch in tqdm(range(CNN_EPOCHS), desc=f"CNN-{mode}"):
+    for _epoch in tqdm(range(CNN_EPOCHS), desc=f"CNN-{mode}"):
         model.train()
         perm = torch.randperm(len(X_tr), generator=g)
         for s in range(0, len(X_tr), 50):

@@ -82,20 +82,27 @@ def _number(nn: str) -> str:
 # templates
 
 
-def lecture_source(number: str, title: str, topics: str, module: str, with_claim: bool) -> str:
+def lecture_source(
+    number: str, title: str, topics: str, module: str, with_claim: bool, assignment: str | None = None
+) -> str:
     claim_import = (
         "from course_lib.notebook import claim, setup_notebook"
         if with_claim
         else "from course_lib.notebook import setup_notebook"
     )
     claim_line = '\nclaim(float(loss) >= 0.0, "the mean squared error is never negative")\n' if with_claim else "\n"
+    links = [f"# - the library: `course_lib.{module}` (see the API reference)",
+             f"# - the benchmark: `benchmarks/{module}.py`"]
+    if assignment:
+        links.insert(0, f"# - the assignment: [assignments/{assignment}/](../../assignments/{assignment}/)")
+    next_links = "\n".join(links)
     return f"""{JUPYTEXT_HEADER}
 # %% [markdown]
 # # Lecture {number} · {title}
 #
 # Topics: {topics}.
 #
-# This lecture covers
+# **Learning goals**
 # 1. the first idea, with its formula;
 # 2. the second idea, implemented in `course_lib.{module}` and checked against an oracle;
 # 3. a small experiment that measures what the lecture claims.
@@ -145,6 +152,10 @@ print("MSE for noise 0.1, 0.2, 0.4:", np.round(errors, 4))
 #
 # - the first idea;
 # - the second idea.
+#
+# ## Where to go next
+#
+{next_links}
 """
 
 
@@ -467,7 +478,7 @@ def scaffold(
     write(bench_path, benchmark_source(number, module))
     write(
         f"{LECTURES}/{folder}/{folder}.py",
-        lecture_source(number, title_text, entry["topics"], module, _has_claim(root)),
+        lecture_source(number, title_text, entry["topics"], module, _has_claim(root), asg_name if make_assignment else None),
     )
     block = None
     if make_assignment:

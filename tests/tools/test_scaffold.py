@@ -2,8 +2,9 @@
 
 The copy holds the files git tracks or would track (no .venv, build/, grading/); the scaffold
 runs through the command line (``python -m course_tools new-lecture``) of the copy, once for a new
-lecture number (18) and once for a number syllabus.toml already lists as planned (06), whose entry
-must be filled in, not duplicated. Then, in the copy: the syllabus, assignments, notebook-source
+lecture number (18) and once for a number the copy's syllabus.toml lists as planned (19, added by
+the fixture, since every real lecture may already exist), whose entry must be filled in, not
+duplicated. Then, in the copy: the syllabus, assignments, notebook-source
 and release checks, the new modules' oracle tests and the new lecture executed by nbval.
 """
 
@@ -39,8 +40,16 @@ def copy(tmp_path_factory):
     for rel in _tracked_files():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / rel, root / rel)
+    syllabus = root / "syllabus.toml"
+    text = syllabus.read_text(encoding="utf-8")
+    first_assignment = text.index("\n[[assignment]]")
+    planned = (
+        '\n[[lecture]]\nnumber = "19"\nfolder = "19-planned-topic"\ntitle = "A planned lecture"\n'
+        'topics = "planned topics"\nassignment = ""\ndate = 2027-06-07\n'
+    )
+    syllabus.write_text(text[:first_assignment] + planned + text[first_assignment:], encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    for args in (["18", "transformers"], ["06", "architectures"]):
+    for args in (["18", "transformers"], ["19", "planned-topic"]):
         proc = subprocess.run(
             [sys.executable, "-m", "course_tools", "new-lecture", *args],
             cwd=root,
@@ -57,15 +66,15 @@ def test_scaffold_fills_the_planned_entry_and_appends_a_new_one(copy):
     root, _ = copy
     data = tomllib.loads((root / "syllabus.toml").read_text())
     numbers = [lec["number"] for lec in data["lecture"]]
-    assert numbers.count("06") == 1 and numbers.count("18") == 1 and numbers == sorted(numbers)
-    six = next(lec for lec in data["lecture"] if lec["number"] == "06")
-    assert six["title"] == "CNN architectures and transfer learning", "the planned title is kept"
-    assert six["modules"] == ["course_lib/architectures.py"] and six["assignment"] == "06-architectures"
+    assert numbers.count("19") == 1 and numbers.count("18") == 1 and numbers == sorted(numbers)
+    six = next(lec for lec in data["lecture"] if lec["number"] == "19")
+    assert six["title"] == "A planned lecture", "the planned title is kept"
+    assert six["modules"] == ["course_lib/planned_topic.py"] and six["assignment"] == "19-planned-topic"
     assignments = {a["name"]: a for a in data["assignment"]}
     assert assignments["18-transformers"]["answers"] == {
         "mean_squared_error": "course_lib.transformers.mean_squared_error"
     }
-    assert assignments["06-architectures"]["release"] > six["date"]
+    assert assignments["19-planned-topic"]["release"] > six["date"]
     for rel in (
         "lectures/18-transformers/18-transformers.py",
         "solutions/18-transformers/18-transformers.py",
@@ -87,7 +96,7 @@ def test_fast_suite_passes_in_the_scaffolded_copy(copy):
         "tests/tools/test_notebook_sources.py",
         "tests/tools/test_release.py",
         "tests/test_transformers.py",
-        "tests/test_architectures.py",
+        "tests/test_planned_topic.py",
     ]
     proc = subprocess.run(
         [
@@ -101,7 +110,7 @@ def test_fast_suite_passes_in_the_scaffolded_copy(copy):
             *tests,
             "--nbval-lax",
             "lectures/18-transformers",
-            "lectures/06-architectures",
+            "lectures/19-planned-topic",
         ],
         cwd=root,
         env={**env, "COURSE_SMOKE": "1"},

@@ -28,12 +28,6 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 venv: $(STAMP)
 
-# JupyterLab opens .py notebook sources as notebooks (jupytext) rather than as text
-LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
-$(LAB_SETTINGS): $(STAMP)
-	@mkdir -p $(dir $@)
-	@echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}' > $@
-
 ## build the course: every notebook executed into build/executed, then the website into build/site
 course: venv
 	OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m course_tools execute --jobs $(JOBS) $(if $(filter 1,$(FULL)),--full,) --json build/executed/results.json
@@ -47,7 +41,7 @@ notebooks: venv
 	$(PY) -m course_tools sync
 
 ## every test; lectures are executed once, by nbval (smoke mode), and the website is built from that run
-test: venv $(LAB_SETTINGS)
+test: venv
 	@$(MAKE) --no-print-directory lint
 	$(PY) -m course_tools sync
 	COURSE_SMOKE=1 OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 \
@@ -58,9 +52,11 @@ test: venv $(LAB_SETTINGS)
 test-fast: venv
 	$(PY) -m pytest -n $(JOBS) tests --ignore=tests/tools
 
-## JupyterLab for students: .py lectures open as notebooks (jupytext)
-lab: venv $(LAB_SETTINGS)
-	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,)
+## JupyterLab for students: .py lectures open as notebooks (jupytext), Validate button and assignment list;
+## make lab ROLE=instructor adds formgrader, Create Assignment and the course list
+ROLE ?= student
+lab: venv
+	$(PY) -m course_tools lab --role $(ROLE)
 
 ## student: make validate NB=assignments/03-convolutions/03-convolutions.ipynb (exit 1 when a test fails)
 validate: venv

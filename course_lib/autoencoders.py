@@ -60,8 +60,8 @@ class DenseAutoencoder(nn.Module):
     [0, 1]) follows the last decoder layer. ``DenseAutoencoder(d, k, hidden_dims=())`` is the
     linear autoencoder, whose optimum under the squared loss spans PCA's top-``k`` subspace.
 
-    Shapes: ``encode`` (N, *S) with prod(S) = input_dim -> (N, latent_dim); ``decode`` (N,
-    latent_dim) -> (N, input_dim); ``forward`` (N, *S) -> (N, *S).
+    Shapes: ``encode`` ``(N, *S)`` with ``prod(S) = input_dim`` -> ``(N, latent_dim)``; ``decode``
+    ``(N, latent_dim)`` -> ``(N, input_dim)``; ``forward`` ``(N, *S)`` -> ``(N, *S)``.
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class DenseAutoencoder(nn.Module):
         return nn.Sequential(*layers)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, *S) -> (N, latent_dim)."""
+        """``(N, *S) -> (N, latent_dim)``."""
         if x.ndim < 2 or x[0].numel() != self.input_dim:
             raise ValueError(f"expected (N, ...) inputs with {self.input_dim} features each, got {tuple(x.shape)}")
         return self.encoder(x.reshape(x.shape[0], -1))
@@ -320,7 +320,7 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, *, spher
     """Codes on the path from ``z0`` to ``z1`` for morphing (decode them to get the frames).
 
     z0, z1: codes of the same shape ``S`` (e.g. (latent_dim,) or (N, latent_dim)); ``steps >= 2``.
-    Returns (steps, *S) with ``out[k] = (1 - t_k) z0 + t_k z1`` at ``t_k = k / (steps - 1)``, so
+    Returns ``(steps, *S)`` with ``out[k] = (1 - t_k) z0 + t_k z1`` at ``t_k = k / (steps - 1)``, so
     ``out[0] = z0``, ``out[-1] = z1`` and the middle of an odd path is the average of the two codes
     (the lecture's "average two codes and decode"). ``spherical=True`` interpolates along the
     great circle instead (slerp over the last dimension; for codes on a sphere or from a Gaussian

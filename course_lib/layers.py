@@ -369,7 +369,7 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: flo
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    r"""Elementwise $|a - b| / \max(|a|, |b|)$, with 0 where both are exactly 0."""
+    r"""Elementwise :math:`|a - b| / \max(|a|, |b|)`, with 0 where both are exactly 0."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
@@ -386,10 +386,10 @@ def grad_check(
 ) -> float:
     r"""Maximum relative error between ``grad_f(x)`` and :func:`numerical_gradient` ``(f, x, eps)``.
 
-    Relative error $|a - n| / \max(|a|, |n|)$ per entry (0 where both vanish), maximised over
+    Relative error :math:`|a - n| / \max(|a|, |n|)` per entry (0 where both vanish), maximised over
     the entries of x. Rules of thumb in float64: around 1e-7 or below the gradient is right
     (entries far smaller than the largest one can reach ~1e-6, because rounding in ``f`` leaves
-    an absolute error of about 1e-16·|f|/eps); above 1e-2 it is wrong; in between look closer
+    an absolute error of about ``1e-16·|f|/eps``); above 1e-2 it is wrong; in between look closer
     (kinks such as ReLU at 0 give large errors).
     The analytic gradient is evaluated first and copied, then x is perturbed as in
     :func:`numerical_gradient`.

@@ -6,7 +6,7 @@ with values in ``0..K-1`` and a prediction of the same shape (the arg-max of log
 
 - pixel accuracy ``(1/n) sum_i [y_i = a_i]`` (:func:`pixel_accuracy`; seed 8.4 writes ``!=``);
 - Jaccard index of class ``k``: ``J_k = sum_i [y_i=k][a_i=k] / sum_i max([y_i=k], [a_i=k])``
-  = |intersection| / |union| (:func:`jaccard_per_class`), averaged over classes (:func:`mean_iou`);
+  = ``|intersection| / |union|`` (:func:`jaccard_per_class`), averaged over classes (:func:`mean_iou`);
 - Dice ``2 |P & T| / (|P| + |T|)`` (:func:`dice_per_class`) and boundary IoU (:func:`boundary_iou`);
 - the per-pixel cross-entropy ``L = -(1/n) sum_i sum_k [y_i = k] log a_ik`` with
   ``a_i = softmax(b_i)`` (:func:`pixel_cross_entropy`; the notes drop the minus sign, seed 8.6).

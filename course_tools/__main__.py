@@ -48,6 +48,8 @@ COMMANDS: dict[str, Command] = {
     "feedback": Command("course_tools.grading.cli:main", "write feedback HTML per student into grading/feedback",
                         ("feedback",)),
     "export": Command("course_tools.grading.cli:main", "write grading/grades.csv", ("export",)),
+    "lab": Command("course_tools.lab:main", "JupyterLab for students (--role instructor: with formgrader and "
+                   "Create Assignment)"),
     "validate": Command("course_tools.grading.validate:main",
                         "student: run an assignment notebook's tests as the Validate button does; exit 1 if any fails"),
     "new-lecture": Command("course_tools.scaffold:main",

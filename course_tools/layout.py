@@ -96,6 +96,11 @@ class CourseLayout:
         return self.build / "site-src"
 
     @property
+    def lab_config(self) -> Path:
+        """Per-role Jupyter config folders of ``make lab`` (``build/lab/<role>``, generated)."""
+        return self.build / "lab"
+
+    @property
     def smoke_benchmarks(self) -> Path:
         """Smoke-size benchmark records (never committed)."""
         return self.build / "benchmarks"

@@ -2,20 +2,20 @@
 
 Loaders (each verifies its files; see :mod:`course_lib.data.store` for where files are found):
 
-=============================  ==================================================================
-``load_mnist(split)``          images (N, 28, 28) uint8, labels (N,) int64; 60,000 / 10,000
-``load_fashion_mnist(split)``  same shapes; download only (not in the offline mirror)
-``load_olivetti_faces()``      images (400, 64, 64) float32 in [0, 1], targets (400,) int64
-``load_tiny_shakespeare()``    ``str`` of 1,115,394 characters
-``load_cora()``                :class:`PlanetoidData` (features (2708, 1433), edge_index, splits)
-``load_movielens_100k(split)`` :class:`MovieLens100K` (ratings (100000, 4), titles, genres)
-``load_ud_english(split)``     sentences of ``(form, upos)`` pairs
-``load_mr_polarity()``         (10,662 sentences, labels (10662,) int64)
-``load_brown(tagged=...)``     sentences of words or of ``(word, tag)`` pairs
-``load_digits()``              scikit-learn's 8x8 digits: (1797, 8, 8) float32, (1797,) int64
-``gensim_test_file(name)``     path of a file bundled with gensim (questions-words.txt, wordsim353.tsv)
-``load_lee_corpus(which)``     gensim's Lee news corpus: 300 (or 50 test) raw documents
-=============================  ==================================================================
+===============================  ==================================================================
+``load_mnist(split)``            images (N, 28, 28) uint8, labels (N,) int64; 60,000 / 10,000
+``load_fashion_mnist(split)``    same shapes; download only (not in the offline mirror)
+``load_olivetti_faces()``        images (400, 64, 64) float32 in [0, 1], targets (400,) int64
+``load_tiny_shakespeare()``      ``str`` of 1,115,394 characters
+``load_cora()``                  :class:`PlanetoidData` (features (2708, 1433), edge_index, splits)
+``load_movielens_100k(split)``   :class:`MovieLens100K` (ratings (100000, 4), titles, genres)
+``load_ud_english(split)``       sentences of ``(form, upos)`` pairs
+``load_mr_polarity()``           (10,662 sentences, labels (10662,) int64)
+``load_brown(tagged=...)``       sentences of words or of ``(word, tag)`` pairs
+``load_digits()``                scikit-learn's 8x8 digits: (1797, 8, 8) float32, (1797,) int64
+``gensim_test_file(name)``       path of a file bundled with gensim (questions-words.txt, wordsim353.tsv)
+``load_lee_corpus(which)``       gensim's Lee news corpus: 300 (or 50 test) raw documents
+===============================  ==================================================================
 
 Where files come from: ``$COURSE_DATA_DIR`` (default ``~/.cache/deep-learning-course``), then the
 local mirror (``$COURSE_DATA_MIRROR``, default ``<repo>/../shared/data``), then the canonical URL

@@ -181,4 +181,7 @@ def _build() -> dict[str, Resource]:
 
 
 REGISTRY: dict[str, Resource] = _build()
-"""Every known data file, keyed by ``"<dataset>/<path>"``."""
+"""Every known data file, keyed by ``"<dataset>/<path>"``.
+
+:meta hide-value:
+"""

@@ -13,7 +13,7 @@ class SiteError(RuntimeError):
 class Page:
     """One page of the site: ``docname`` is its path in the staging folder without suffix."""
 
-    kind: str  # "lecture", "assignment" or "book"
+    kind: str  # "lecture", "assignment", "book" or "api"
     docname: str
     source: str  # where its content came from (repo-relative)
     number: str = ""

@@ -253,16 +253,16 @@ print(f"Value graph of depth {depth}: {len(out.topological_order())} nodes; "
 #
 # A batch $X \in \mathbb{R}^{N \times D}$, labels $y_n \in \{1..C\}$, one hidden ReLU layer:
 #
-# $$Z_1 = X W_1 + b_1,\quad H = \max(0, Z_1),\quad Z_2 = H W_2 + b_2,\quad
-#   P = \operatorname{softmax}(Z_2),\quad L = -\frac1N \sum_{n} \log P_{n, y_n}.$$
+# $$\begin{gathered}Z_1 = X W_1 + b_1,\quad H = \max(0, Z_1),\quad Z_2 = H W_2 + b_2,\\
+#   P = \operatorname{softmax}(Z_2),\quad L = -\frac1N \sum_{n} \log P_{n, y_n}.\end{gathered}$$
 #
 # The backward pass applies the chain rule layer by layer, from the loss down
 # ($Y$ is the one-hot matrix of the labels, $\odot$ the elementwise product):
 #
-# $$\frac{\partial L}{\partial Z_2} = \frac{P - Y}{N},\qquad
-#   \frac{\partial L}{\partial W_2} = H^\top \frac{\partial L}{\partial Z_2},\qquad
+# $$\begin{gathered}\frac{\partial L}{\partial Z_2} = \frac{P - Y}{N},\qquad
+#   \frac{\partial L}{\partial W_2} = H^\top \frac{\partial L}{\partial Z_2},\\
 #   \frac{\partial L}{\partial b_2} = \sum_n \Bigl(\frac{\partial L}{\partial Z_2}\Bigr)_n,\qquad
-#   \frac{\partial L}{\partial H} = \frac{\partial L}{\partial Z_2} W_2^\top,$$
+#   \frac{\partial L}{\partial H} = \frac{\partial L}{\partial Z_2} W_2^\top,\end{gathered}$$
 #
 # $$\frac{\partial L}{\partial Z_1} = \frac{\partial L}{\partial H} \odot [Z_1 > 0],\qquad
 #   \frac{\partial L}{\partial W_1} = X^\top \frac{\partial L}{\partial Z_1},\qquad

@@ -146,9 +146,9 @@ def rosenbrock_grad(w):
 # **Adam** is momentum and RMSProp together, with a **bias correction** for the zero
 # initialisation of both averages (without it the first steps are $(1-\beta_1)$ times too short):
 #
-# $$m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t,\quad v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2,\quad
+# $$\begin{gathered}m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t,\quad v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2,\\
 # \hat m_t = \frac{m_t}{1-\beta_1^t},\quad \hat v_t = \frac{v_t}{1-\beta_2^t},\quad
-# w_t = w_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\hat v_t} + \varepsilon}.$$
+# w_t = w_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\hat v_t} + \varepsilon}.\end{gathered}$$
 #
 # We run all six rules from the same start with `course_lib.optim.optimize`, which returns the
 # whole trajectory. Step sizes were picked by hand for each rule so that each looks its best

@@ -240,8 +240,8 @@ claim(mc_acc[-1] > det_acc - 0.01, "averaging many sub-networks comes within a p
 # change, the inputs of later layers shift and they have to re-adapt. Batch normalisation
 # standardises every component of a layer's input over the mini-batch $B$ of size $n$:
 #
-# $$\mu_B = \frac1n \sum_{j=1}^n x_{B,j},\qquad \sigma_B^2 = \frac1n \sum_{j=1}^n (x_{B,j} - \mu_B)^2,\qquad
-# \tilde x_{B,j} = \frac{x_{B,j} - \mu_B}{\sqrt{\sigma_B^2 + \varepsilon}},\qquad z_{B,j} = \gamma\,\tilde x_{B,j} + \beta ,$$
+# $$\begin{gathered}\mu_B = \frac1n \sum_{j=1}^n x_{B,j},\qquad \sigma_B^2 = \frac1n \sum_{j=1}^n (x_{B,j} - \mu_B)^2,\\
+# \tilde x_{B,j} = \frac{x_{B,j} - \mu_B}{\sqrt{\sigma_B^2 + \varepsilon}},\qquad z_{B,j} = \gamma\,\tilde x_{B,j} + \beta ,\end{gathered}$$
 #
 # with learned $\gamma$ and $\beta$ (so the layer can undo the normalisation if that helps). It
 # usually sits **between the linear layer and the nonlinearity**, and it **allows larger steps**
@@ -254,9 +254,9 @@ claim(mc_acc[-1] > det_acc - 0.01, "averaging many sub-networks comes within a p
 # The backward pass has to account for $\mu_B$ and $\sigma_B$ depending on every $x_j$; with
 # $g = \gamma \odot \partial L / \partial z$ it simplifies to
 #
-# $$\frac{\partial L}{\partial x_j} = \frac{1}{n\sqrt{\sigma_B^2 + \varepsilon}}\Bigl(n\, g_j - \sum_k g_k - \tilde x_j \sum_k g_k \tilde x_k\Bigr),
+# $$\begin{gathered}\frac{\partial L}{\partial x_j} = \frac{1}{n\sqrt{\sigma_B^2 + \varepsilon}}\Bigl(n\, g_j - \sum_k g_k - \tilde x_j \sum_k g_k \tilde x_k\Bigr),\\
 # \qquad \frac{\partial L}{\partial \gamma} = \sum_j \frac{\partial L}{\partial z_j}\tilde x_j,\qquad
-# \frac{\partial L}{\partial \beta} = \sum_j \frac{\partial L}{\partial z_j}.$$
+# \frac{\partial L}{\partial \beta} = \sum_j \frac{\partial L}{\partial z_j}.\end{gathered}$$
 #
 # `course_lib.regularization.batchnorm_forward` / `batchnorm_backward` implement these; a check
 # against PyTorch on a skewed batch:

@@ -488,9 +488,9 @@ for _seed, (_N, _D), _training, _mom, _eps in [(61, (7, 4), True, 0.1, 1e-5), (6
 # \partial L/\partial \gamma, \partial L/\partial \beta)$. In training $\mu_B$ and $\sigma_B$
 # depend on every $x_j$; with $g_j = \gamma\, \partial L/\partial z_j$ the result simplifies to
 #
-# $$\frac{\partial L}{\partial x_j} = \frac{1}{n\sqrt{\sigma_B^2 + \varepsilon}}\Bigl(n\, g_j - \sum_k g_k - \tilde x_j \sum_k g_k \tilde x_k\Bigr),
+# $$\begin{gathered}\frac{\partial L}{\partial x_j} = \frac{1}{n\sqrt{\sigma_B^2 + \varepsilon}}\Bigl(n\, g_j - \sum_k g_k - \tilde x_j \sum_k g_k \tilde x_k\Bigr),\\
 # \qquad \frac{\partial L}{\partial \gamma} = \sum_j \frac{\partial L}{\partial z_j}\,\tilde x_j,
-# \qquad \frac{\partial L}{\partial \beta} = \sum_j \frac{\partial L}{\partial z_j}.$$
+# \qquad \frac{\partial L}{\partial \beta} = \sum_j \frac{\partial L}{\partial z_j}.\end{gathered}$$
 #
 # (Derive it: write $\tilde x_j$ as a function of all $x_k$ through $\mu_B$ and $\sigma_B^2$ and
 # apply the chain rule.) At test time the statistics are constants:

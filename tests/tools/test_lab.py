@@ -7,6 +7,11 @@ API a lecture ``.py`` opens as a notebook model (jupytext's contents manager), a
 ``course_lib``; headless Chromium opens ``/lab/tree/<lecture>.py`` and the notebook renders
 (screenshot in build/site-screenshots/lab-lecture.png); nbgrader's JupyterLab plugins are
 activated without errors; the server then shuts down cleanly, kernels included.
+
+The server is the student's (``python -m course_tools lab``, i.e. ``make lab``): the Validate
+button and the assignment list are there, the formgrader, the Create Assignment panel and the
+course list are not. A second, instructor's server (``make lab ROLE=instructor``) is checked for
+the instructor's tools, in the same browser.
 """
 
 from __future__ import annotations
@@ -32,14 +37,14 @@ from course_tools.layout import REPO_ROOT
 ROOT = REPO_ROOT
 SHOTS = ROOT / "build" / "site-screenshots"
 LECTURE = "lectures/01-neural-networks/01-neural-networks.py"
-NBGRADER_PLUGINS = ["@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment",
-                    "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list", "@jupyter/nbgrader:menu"]
-# `make lab` opens lectures/*.py as notebooks because the course's virtual environment carries this
-# JupyterLab settings override (written by the Makefile when it creates .venv)
-LAB_OVERRIDES = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+STUDENT_PLUGINS = ["@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment", "@jupyter/nbgrader:menu"]
+INSTRUCTOR_PLUGINS = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list"]
+# `make lab` opens lectures/*.py as notebooks because `python -m course_tools lab` gives JupyterLab
+# this settings override (build/lab/<role>/settings/overrides.json)
+LAB_OVERRIDES = REPO_ROOT / "build" / "lab" / "student" / "settings" / "overrides.json"
 DEFAULT_VIEWERS = {"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}
-NBGRADER_COMMANDS = ["nbgrader:open-assignment-list", "nbgrader:open-formgrader", "nbgrader:open-course-list",
-                     "nbgrader:open-create-assignment"]
+STUDENT_COMMANDS = ["nbgrader:open-assignment-list"]
+INSTRUCTOR_COMMANDS = ["nbgrader:open-formgrader", "nbgrader:open-course-list", "nbgrader:open-create-assignment"]
 
 
 def free_port() -> int:
@@ -51,7 +56,7 @@ def free_port() -> int:
 class Lab:
     """A running ``jupyter lab`` and a tiny client for its REST API."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, role: str = "student"):
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}/"
         env = {**os.environ, "COURSE_SMOKE": "1", "JUPYTER_PLATFORM_DIRS": "1",
@@ -59,11 +64,10 @@ class Lab:
                "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "PYTHONDONTWRITEBYTECODE": "1"}
         self.log_path = tmp / "jupyter-lab.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        jupyter = Path(sys.executable).with_name("jupyter")
         self.proc = subprocess.Popen(
-            [str(jupyter), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-             "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={ROOT}",
-             "--LabApp.expose_app_in_browser=True"] + (["--allow-root"] if os.geteuid() == 0 else []),
+            [sys.executable, "-m", "course_tools", "lab", f"--role={role}", "--no-browser", "--ip=127.0.0.1",
+             f"--port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+             f"--ServerApp.root_dir={ROOT}", "--LabApp.expose_app_in_browser=True"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while True:
@@ -95,6 +99,13 @@ class Lab:
         request = urllib.request.Request(self.base + path, headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", errors="replace")
+
+    def status(self, path: str) -> int:
+        """The HTTP status of GET ``path`` (errors included)."""
+        try:
+            return self.get_text(path)[0]
+        except urllib.error.HTTPError as exc:
+            return exc.code
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -213,7 +224,7 @@ def lab_page(lab):
         if not browser.evaluate("document.querySelector('.jp-NotebookPanel .jp-Cell') !== null"):
             pytest.fail(f"JupyterLab opened {LECTURE} in the text editor, not as a notebook: the default viewer of "
                         f"Python files must be 'Jupytext Notebook', i.e. {LAB_OVERRIDES} must hold "
-                        f"{json.dumps(DEFAULT_VIEWERS)} (the Makefile's venv rule writes it)")
+                        f"{json.dumps(DEFAULT_VIEWERS)} (course_tools/lab.py writes it)")
         # a test only looks: no autosave may write the lecture (or a paired .ipynb) back to the repository
         browser.evaluate("window.jupyterapp.restored.then(() => window.jupyterapp.commands.isToggled("
                          "'docmanager:toggle-autosave') ? window.jupyterapp.commands.execute("
@@ -238,29 +249,55 @@ def test_jupyterlab_renders_the_lecture_as_a_notebook(lab_page):
     assert shot.stat().st_size > 20_000
 
 
-def test_nbgrader_lab_extensions_are_activated_without_errors(lab, lab_page):
+def test_students_lab_has_validate_and_assignment_list_but_no_instructor_tools(lab, lab_page):
     browser, _ = lab_page
     plugins = browser.evaluate("window.jupyterapp.listPlugins().filter(p => p.startsWith('@jupyter/nbgrader'))")
-    missing = [p for p in NBGRADER_PLUGINS if p not in plugins]
-    assert not missing, f"nbgrader plugins not registered: {missing} (registered: {plugins})"
-    inactive = browser.evaluate(f"{json.dumps(NBGRADER_PLUGINS)}.filter(p => !window.jupyterapp.isPluginActivated(p))")
-    assert inactive == [], f"nbgrader plugins not activated: {inactive}"
+    inactive = browser.evaluate(f"{json.dumps(STUDENT_PLUGINS)}.filter(p => !window.jupyterapp.isPluginActivated(p))")
+    assert inactive == [], f"nbgrader's student plugins not activated: {inactive} (registered: {plugins})"
+    shown = [p for p in INSTRUCTOR_PLUGINS if p in plugins]
+    assert shown == [], f"the student's Lab registers instructor plugins {shown}: build/lab/student/labconfig/page_config.json"
     commands = browser.evaluate("window.jupyterapp.commands.listCommands()")
-    assert [c for c in NBGRADER_COMMANDS if c not in commands] == []
-    # visible: the Nbgrader menu in the menu bar and the Validate button in the notebook's toolbar
+    assert [c for c in STUDENT_COMMANDS if c not in commands] == []
+    assert [c for c in INSTRUCTOR_COMMANDS if c in commands] == []
+    # visible: the Nbgrader menu (whose only entry is then the assignment list), the Validate button
+    # in the notebook's toolbar; no Create Assignment panel in the right side bar
     menus = browser.evaluate("Array.from(document.querySelectorAll('.lm-MenuBar-itemLabel')).map(e => e.innerText)")
     assert "Nbgrader" in menus, menus
     browser.wait_for("Array.from(document.querySelectorAll('.jp-NotebookPanel-toolbar *'))"
                      ".some(e => /validate/i.test(e.innerText || e.title || ''))", timeout=30)
-    # the instructor's formgrader is served by nbgrader's server extension (the page only: its API reads the gradebook)
-    status, page = lab.get_text("formgrader")
-    assert status == 200 and "<title>nbgrader formgrade</title>" in page, page[:500]
-    errors = [e for e in browser.console_errors if "nbgrader" in e.lower()]
-    assert errors == [], errors
+    assert browser.evaluate("document.getElementById('nbgrader-create_assignemnt') === null")
+    # the formgrader's server extension is off, the student's ones are on
+    assert lab.status("assignments") != 404, "the assignment list's server extension is off"
+    assert lab.status("formgrader") == 404
     assert browser.console_errors == [], f"JupyterLab logged errors: {browser.console_errors}"
     outside = [u for u in browser.requests if not u.startswith("http://127.0.0.1:")
                and not u.startswith(("data:", "blob:", "ws://127.0.0.1", "about:"))]
     assert outside == [], f"JupyterLab tried to reach the internet: {outside}"
+
+
+def test_instructors_lab_has_formgrader_and_create_assignment(lab_page, tmp_path_factory):
+    instructor = Lab(tmp_path_factory.mktemp("jupyter-instructor"), role="instructor")
+    # a browser of its own: the student's page holds a notebook that the kernel's language_info
+    # marked modified, and leaving it would stop at the "unsaved changes" prompt
+    browser = chromium_client.Chromium(chromium_client.ensure_chromium(install=False), width=1400, height=900, timeout=120)
+    try:
+        status, page = instructor.get_text("formgrader")
+        assert status == 200 and "<title>nbgrader formgrade</title>" in page, page[:500]
+        browser.goto(f"{instructor.base}lab?token={instructor.token}", ready="!!window.jupyterapp", timeout=120)
+        browser.evaluate("window.jupyterapp.restored.then(() => true)", timeout=120)
+        every = STUDENT_PLUGINS + INSTRUCTOR_PLUGINS
+        inactive = browser.evaluate(f"{json.dumps(every)}.filter(p => !window.jupyterapp.isPluginActivated(p))")
+        assert inactive == [], f"nbgrader plugins not activated for the instructor: {inactive}"
+        commands = browser.evaluate("window.jupyterapp.commands.listCommands()")
+        assert [c for c in STUDENT_COMMANDS + INSTRUCTOR_COMMANDS if c not in commands] == []
+        assert browser.evaluate("document.getElementById('nbgrader-create_assignemnt') !== null")
+        errors = [e for e in browser.console_errors if "nbgrader" in e.lower()]
+        assert errors == [], errors
+    finally:
+        browser.close()
+        instructor.api("POST", "api/shutdown")
+        instructor.proc.wait(timeout=60)
+        instructor.stop()
 
 
 def test_the_server_shuts_down_cleanly_with_its_kernels(lab):

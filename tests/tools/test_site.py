@@ -441,3 +441,49 @@ def test_the_download_link_serves_the_released_notebook(browser, served, built):
     nb = browser.evaluate(f"fetch({json.dumps(href)}).then(r => r.ok ? r.json() : null)")
     assert nb is not None and nb["nbformat"] == 4 and nb["cells"], href
     assert browser.console_errors == [], browser.console_errors
+
+
+def test_api_reference_has_a_page_per_public_module_in_the_sidebar_and_a_nonempty_index(built):
+    from course_tools.site import api
+
+    modules = api.public_modules()
+    assert {"course_lib.conv", "course_lib.layers", "course_lib.notebook", "course_lib.data.loaders"} <= set(modules)
+    for name in modules:
+        assert (SITE / "api" / f"{name}.html").exists(), f"no reference page for {name}"
+    landing = (SITE / "intro.html").read_text(encoding="utf-8")
+    assert 'href="api/index.html"' in landing, "the API reference is not in the sidebar"
+    index = html_text(SITE / "genindex.html")
+    assert "conv2d_im2col" in index and "grad_check" in index, "genindex.html does not list course_lib's functions"
+    lecture = (SITE / "lectures" / "03-convolutions.html").read_text(encoding="utf-8")
+    assert 'href="../api/course_lib.conv.html"' in lecture, "lecture 03 does not link its module's reference page"
+
+
+def test_api_page_lists_conv2d_im2col_with_its_signature_and_math_and_search_finds_it(browser, served, built):
+    _open(browser, served + "api/course_lib.conv.html")
+    signature = browser.evaluate("(document.getElementById('course_lib.conv.conv2d_im2col') || {}).innerText || ''")
+    for part in ("conv2d_im2col", "x: Tensor", "w: Tensor", "padding_mode: str = 'zeros'"):
+        assert part in signature.replace("\n", ""), f"{part!r} missing from the signature {signature!r}"
+    assert browser.evaluate("document.querySelectorAll('article mjx-container').length") > 0, "docstring math not typeset"
+    hits = _search(browser, served, "conv2d_im2col")
+    assert any(h.split("#")[0].split("?")[0] == served + "api/course_lib.conv.html" for h in hits), hits
+    snippets = browser.evaluate("Array.from(document.querySelectorAll('#search-results p.context')).map(p => p.innerText)")
+    assert snippets and not [s for s in snippets if ".pdf" in s[:12]], snippets
+    assert browser.console_errors == [], browser.console_errors
+
+
+def test_no_page_scrolls_sideways_at_1280_px(browser, served, built):
+    """Neither the document nor the article is wider than the window; nor is a displayed equation."""
+    wide = []
+    pages = [p for p in SITE.rglob("*.html") if "_static" not in p.parts
+             and 'http-equiv="Refresh"' not in p.read_text(encoding="utf-8")[:500]]  # index.html redirects
+    assert len(pages) > 20
+    for page in sorted(p.relative_to(SITE).as_posix() for p in pages):
+        _open(browser, served + page)
+        sizes = browser.evaluate(
+            "(() => { const d = document.documentElement, a = document.querySelector('article.bd-article');"
+            " const eqs = Array.from(document.querySelectorAll('article mjx-container[display=\"true\"]'))"
+            "   .filter(e => e.scrollWidth > a.clientWidth + 1).map(e => e.textContent.slice(0, 60));"
+            " return {doc: [d.scrollWidth, d.clientWidth], article: a ? [a.scrollWidth, a.clientWidth] : [0, 0], eqs}; })()")
+        if sizes["doc"][0] > sizes["doc"][1] or sizes["article"][0] > sizes["article"][1] + 1 or sizes["eqs"]:
+            wide.append(f"{page}: {sizes}")
+    assert wide == [], "pages wider than a 1280 px window:\n" + "\n".join(wide)

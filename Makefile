@@ -50,8 +50,8 @@ test: venv $(LAB_SETTINGS)
 	$(PY) -m ruff check course_lib course_tools tests benchmarks conftest.py nbgrader_config.py
 	$(PY) -m course_tools sync
 	COURSE_SMOKE=1 OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 \
-		--durations=15 --ignore=tests/tools/test_site.py tests lectures
-	$(PY) -m pytest -q tests/tools/test_site.py
+		--durations=15 --ignore=tests/tools/test_site.py --ignore=tests/tools/test_executed_notebooks.py tests lectures
+	$(PY) -m pytest -q tests/tools/test_executed_notebooks.py tests/tools/test_site.py
 
 ## the library tests only (seconds): tests/ without tests/tools/
 test-fast: venv

@@ -17,6 +17,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: venv course site notebooks test test-fast lab release check-release collect autograde feedback export-grades grades bench lock clean
+.PHONY: student-release new-lecture lint canary
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,6 +85,16 @@ export-grades: venv
 ## benchmarks at real size (SMOKE=1 for tiny sizes), then benchmarks/RESULTS.md
 bench: venv
 	$(PY) -m course_tools bench $(if $(filter 1,$(SMOKE)),--smoke,)
+
+## instructor: what students receive: make student-release OUT=dir [UNTIL=05 | DATE=2027-03-01] [FORCE=1]
+student-release: venv
+	@test -n "$(OUT)" || { echo "usage: make student-release OUT=dir [UNTIL=05 | DATE=2027-03-01] [FORCE=1]"; exit 2; }
+	OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m course_tools student-release "$(OUT)" $(if $(UNTIL),--until $(UNTIL),) $(if $(DATE),--date $(DATE),) $(if $(filter 1,$(FORCE)),--force,)
+
+## maintainer: scaffold a lecture: make new-lecture NN=18 TOPIC=transformers [TITLE="..."]
+new-lecture: venv
+	@test -n "$(NN)" -a -n "$(TOPIC)" || { echo "usage: make new-lecture NN=18 TOPIC=transformers [TITLE='Transformers']"; exit 2; }
+	$(PY) -m course_tools new-lecture $(NN) $(TOPIC) $(if $(TITLE),--title "$(TITLE)",)
 
 ## refresh requirements/constraints.txt from the current environment
 lock: venv

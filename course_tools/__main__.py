@@ -48,6 +48,10 @@ COMMANDS: dict[str, Command] = {
     "feedback": Command("course_tools.grading.cli:main", "write feedback HTML per student into grading/feedback",
                         ("feedback",)),
     "export": Command("course_tools.grading.cli:main", "write grading/grades.csv", ("export",)),
+    "new-lecture": Command("course_tools.scaffold:main",
+                           "scaffold lecture NN TOPIC: lecture, assignment, course_lib module, test, benchmark, syllabus"),
+    "student-release": Command("course_tools.student_release.build:main",
+                               "build what students receive on a date: released lectures/assignments, answers stubbed"),
 }
 
 

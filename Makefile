@@ -16,7 +16,7 @@ FULL ?= 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv course site notebooks test test-fast lab release check-release collect autograde feedback export-grades grades bench lock clean
+.PHONY: venv course site notebooks test test-fast lab validate release check-release collect autograde feedback export-grades grades bench lock clean
 .PHONY: student-release new-lecture lint canary
 
 $(STAMP): pyproject.toml requirements/constraints.txt
@@ -61,6 +61,11 @@ test-fast: venv
 ## JupyterLab for students: .py lectures open as notebooks (jupytext)
 lab: venv $(LAB_SETTINGS)
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+## student: make validate NB=assignments/03-convolutions/03-convolutions.ipynb (exit 1 when a test fails)
+validate: venv
+	@test -n "$(NB)" || { echo "usage: make validate NB=assignments/NN-topic/NN-topic.ipynb"; exit 2; }
+	$(PY) -m course_tools validate $(NB)
 
 ## instructor: regenerate assignments/ from solutions/ (commit the result)
 release: venv

@@ -68,13 +68,16 @@ def run_metadata(smoke: bool, seconds: float, executor: str) -> dict:
     import platform
 
     if cuda_available():
-        import torch
+        try:
+            import torch
 
-        device = f"GPU ({torch.cuda.get_device_name(0)})"
+            device = f"GPU ({torch.cuda.get_device_name(0)})"
+        except (AssertionError, RuntimeError):  # COURSE_GPU=1 forced on a machine without CUDA (tests)
+            device = "GPU (forced by COURSE_GPU=1)"
     else:
         device = f"CPU ({os.cpu_count()} cores, {platform.machine()})"
     return {"mode": "smoke" if smoke else "full", "seconds": round(seconds, 1), "executor": executor,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "device": device}
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "device": device}
 
 
 def execute_one(source: Path, output: Path, *, smoke: bool = True, cell_timeout: int = DEFAULT_TIMEOUT_S) -> RunResult:

@@ -52,10 +52,10 @@ from course_lib.notebook import claim, get_device, md, setup_notebook, show, sub
 
 SMOKE = setup_notebook(SMOKE, seed=0)
 DEVICE = get_device()
-N_TRAIN, N_TEST = (800, 150) if SMOKE else (6000, 1000)
-EPOCHS = 2 if SMOKE else 10
+N_TRAIN, N_TEST = (800, 150) if SMOKE else (4000, 1000)
+EPOCHS = 2 if SMOKE else 8
 DIMS = {"embed_dim": 16, "hidden_size": 24} if SMOKE else {"embed_dim": 32, "hidden_size": 64}
-N_BEAM = 20 if SMOKE else 300  # test sentences decoded with beam search (one at a time)
+N_BEAM = 20 if SMOKE else 200  # test sentences decoded with beam search (one at a time)
 torch.set_num_threads(1 if SMOKE else 2)
 print(f"smoke mode: {SMOKE}; device: {DEVICE}")
 

@@ -64,6 +64,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 __all__ = [
+    "lstm_cell_forward",
+    "additive_attention",
     "BOS",
     "EOS",
     "GRU",
@@ -391,6 +393,41 @@ def gradient_norms_through_time(model: Callable[[Tensor], Any], x: Tensor) -> Te
 # cells and layers from the equations
 # ============================================================================================
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def lstm_cell_forward(x: Tensor, h: Tensor, c: Tensor, W_ih: Tensor, W_hh: Tensor, b_ih: Tensor,
+                      b_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """One LSTM step, functional form (the equations of the module docstring, torch's gate order
+    i, f, g, o): ``x (N, D)``, ``h, c (N, H)``, ``W_ih (4H, D)``, ``W_hh (4H, H)``, ``b_ih, b_hh (4H,)``
+    -> ``(h_t, c_t)``, each ``(N, H)``. Equal to ``torch.nn.LSTMCell`` with these weights."""
+    if x.ndim != 2 or h.ndim != 2 or c.shape != h.shape:
+        raise ValueError(f"x must be (N, D) and h, c (N, H); got {tuple(x.shape)}, {tuple(h.shape)}, {tuple(c.shape)}")
+    H = h.shape[1]
+    if W_ih.shape != (4 * H, x.shape[1]) or W_hh.shape != (4 * H, H) or b_ih.shape != (4 * H,) or b_hh.shape != (4 * H,):
+        raise ValueError(f"expected W_ih ({4 * H}, {x.shape[1]}), W_hh ({4 * H}, {H}), b_ih and b_hh ({4 * H},); got "
+                         f"{tuple(W_ih.shape)}, {tuple(W_hh.shape)}, {tuple(b_ih.shape)}, {tuple(b_hh.shape)}")
+    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
+    c_t = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c_t), c_t
+
+
+def additive_attention(query: Tensor, values: Tensor, W_e: Tensor, W_d: Tensor, b: Tensor, v: Tensor,
+                       mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Additive (Bahdanau) attention, functional form (seeds 15.7-15.9):
+    ``s_j = v^T tanh(W_e h_j + W_d q + b)``, ``α = softmax(s)`` over the positions where ``mask`` is
+    True, ``c = Σ_j α_j h_j``. ``query (N, Dd)``, ``values (N, S, De)``, ``W_e (A, De)``,
+    ``W_d (A, Dd)``, ``b (A,)``, ``v (A,)``, ``mask (N, S) bool | None`` -> ``(context (N, De),
+    alpha (N, S))``. Equal to :class:`BahdanauAttention` with ``W_e.weight = W_e``,
+    ``W_d.weight = W_d``, ``W_d.bias = b``, ``v.weight = v[None]``."""
+    if values.ndim != 3 or query.ndim != 2 or query.shape[0] != values.shape[0]:
+        raise ValueError(f"query must be (N, Dd) and values (N, S, De); got {tuple(query.shape)}, {tuple(values.shape)}")
+    scores = torch.tanh(values @ W_e.T + (query @ W_d.T + b)[:, None, :]) @ v  # (N, S)
+    if mask is not None:
+        if mask.shape != scores.shape:
+            raise ValueError(f"mask must be {tuple(scores.shape)}, got {tuple(mask.shape)}")
+        scores = scores.masked_fill(~mask, float("-inf"))
+    alpha = torch.softmax(scores, dim=1)
+    return (alpha[:, :, None] * values).sum(1), alpha
 
 
 def _lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:

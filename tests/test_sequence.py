@@ -712,3 +712,37 @@ def test_beam_search_errors():
         beam_search(lambda p, s: (np.zeros((2, 2)), s), None, 2, 3, 0)
     with pytest.raises(TypeError, match="state"):
         beam_search(lambda p, s: (np.log(np.full((len(p), 2), 0.5)), s), "text", 2, 3, 0)
+
+
+# ------------------------------------------------------------------ functional LSTM step and attention
+@pytest.mark.parametrize("seed", range(3))
+def test_lstm_cell_forward_equals_torch_lstm_cell(seed):
+    """The functional LSTM step (the assignment's answer) equals torch.nn.LSTMCell (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    N, D, H = (int(v) for v in torch.randint(1, 6, (3,), generator=g))
+    ref = nn.LSTMCell(D, H).double()
+    x, h, c = (torch.randn(N, k, generator=g, dtype=torch.float64) for k in (D, H, H))
+    h_ref, c_ref = ref(x, (h, c))
+    h_ours, c_ours = S.lstm_cell_forward(x, h, c, ref.weight_ih, ref.weight_hh, ref.bias_ih, ref.bias_hh)
+    torch.testing.assert_close(h_ours, h_ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(c_ours, c_ref, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError):
+        S.lstm_cell_forward(x, h, c, ref.weight_ih[:-1], ref.weight_hh, ref.bias_ih, ref.bias_hh)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_additive_attention_equals_bahdanau_module(seed):
+    """The functional additive attention equals BahdanauAttention with the same weights, masks included."""
+    g = torch.Generator().manual_seed(seed)
+    N, S_, De, Dd, A = (int(v) for v in torch.randint(1, 6, (5,), generator=g))
+    module = BahdanauAttention(De, Dd, A).double()
+    q = torch.randn(N, Dd, generator=g, dtype=torch.float64)
+    vals = torch.randn(N, S_, De, generator=g, dtype=torch.float64)
+    lengths = torch.randint(1, S_ + 1, (N,), generator=g)
+    mask = torch.arange(S_)[None] < lengths[:, None]
+    ctx_ref, a_ref = module(q, vals, mask)
+    ctx, a = S.additive_attention(q, vals, module.W_e.weight, module.W_d.weight, module.W_d.bias,
+                                  module.v.weight[0], mask)
+    torch.testing.assert_close(ctx, ctx_ref, atol=1e-12, rtol=0)
+    torch.testing.assert_close(a, a_ref, atol=1e-12, rtol=0)
+    assert bool((a[~mask] == 0).all())

@@ -235,6 +235,7 @@ class Channel:
         self.on_wait: Callable[[], None] = lambda: None
         self.broken = ""
         self.requests = 0
+        self.scopes: list[list] = []  # in/out arguments of the requests in flight (innermost last)
 
     # ------------------------------------------------------------------ connection
     def accept(self, timeout: float) -> None:
@@ -346,11 +347,37 @@ class Channel:
     def request(self, header: dict, args=(), kwargs=None):
         buffers: list = []
         header = dict(header, kind="request", context=self._context())
-        if args or "args" in header:
-            header["args"] = self._encode(list(args), buffers)
-        if kwargs:
-            header["kwargs"] = self._encode(dict(kwargs), buffers)
-        return self._exchange(header, buffers)
+        inout: list = []
+        self.codec.inout = inout
+        try:
+            if args or "args" in header:
+                header["args"] = self._encode(list(args), buffers)
+            if kwargs:
+                header["kwargs"] = self._encode(dict(kwargs), buffers)
+        finally:
+            self.codec.inout = None
+        self.scopes.append(inout)
+        try:
+            return self._exchange(header, buffers)
+        finally:
+            self.scopes.pop()
+
+    def _apply_sync(self, header: dict, buffers: list) -> None:
+        """Write back the arguments the student's code changed in place (before a callback, and at the reply)."""
+        sync = header.get("sync")
+        if sync is None or not self.scopes:
+            return
+        if type(sync) is not list:
+            self._break("malformed in/out update from the kernel")
+        scope = self.scopes[-1]
+        for item in sync:
+            if type(item) is not list or len(item) != 2 or type(item[0]) is not int or not 0 <= item[0] < len(scope):
+                self._break("malformed in/out update from the kernel")
+            try:
+                new = self.codec.decode(item[1], buffers)
+            except (wire.ProtocolError, RecursionError, ValueError, TypeError) as exc:
+                self._break(f"bad in/out value from the kernel: {exc}")
+            wire.apply_inout(scope[item[0]], new)
 
     def _exchange(self, header: dict, buffers: list):
         if self.broken:
@@ -386,6 +413,8 @@ class Channel:
     def _wait_reply(self):
         while True:
             header, buffers = self._recv()
+            if header.get("kind") in ("reply", "request"):
+                self._apply_sync(header, buffers)
             if header.get("kind") == "reply":
                 if "error" in header:
                     err = header["error"] if type(header["error"]) is dict else {}

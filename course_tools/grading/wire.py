@@ -132,6 +132,23 @@ class Codec:
 
     def __init__(self, to_ref, from_ref):
         self.to_ref, self.from_ref = to_ref, from_ref
+        #: when a list: arrays, tensors and random generators encoded are appended and tagged ``io``
+        #: (the other side sends back their new contents when its code changed them in place)
+        self.inout: list | None = None
+        #: when a list: decoded ``io`` values are appended as (io, object, snapshot)
+        self.scope: list | None = None
+
+    def _io(self, node, value):
+        if self.inout is not None:
+            node["io"] = len(self.inout)
+            self.inout.append(value)
+        return node
+
+    def _decoded_io(self, node, obj):
+        io = node.get("io")
+        if self.scope is not None and type(io) is int:
+            self.scope.append((io, obj, snapshot(obj)))
+        return obj
 
     # ------------------------------------------------------------------ encode
     def encode(self, value, buffers: list, depth: int = 0):
@@ -167,14 +184,21 @@ class Codec:
                 if arr.dtype.name in NUMERIC_DTYPES:
                     arr = np.ascontiguousarray(arr)
                     buffers.append(arr.tobytes())
-                    return {"$": "nd", "dtype": arr.dtype.name, "shape": list(arr.shape), "buf": len(buffers) - 1}
+                    return self._io({"$": "nd", "dtype": arr.dtype.name, "shape": list(arr.shape),
+                                     "buf": len(buffers) - 1}, value)
                 return self.to_ref(value)
+            if type(value) is np.random.Generator:
+                bitgen = value.bit_generator
+                name = type(bitgen).__name__
+                if name in BIT_GENERATORS:
+                    return self._io({"$": "rng", "bit": name, "state": self.encode(bitgen.state, buffers, depth + 1)},
+                                    value)
             if isinstance(value, np.generic) and value.dtype.name in NUMERIC_DTYPES:
                 buffers.append(np.array(value).tobytes())
                 return {"$": "ns", "dtype": value.dtype.name, "buf": len(buffers) - 1}
         torch = _torch()
         if torch is not None and isinstance(value, torch.Tensor):
-            return self._encode_tensor(torch, value, buffers)
+            return self._io(self._encode_tensor(torch, value, buffers), value)
         # subclasses of the plain types: converted with the base type's methods
         if isinstance(value, bool):
             return bool(value)
@@ -259,7 +283,21 @@ class Codec:
             dt = np.dtype(dtype)
             if _prod(shape) * dt.itemsize != len(raw):
                 raise ProtocolError("array buffer does not match its shape and dtype")
-            return np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+            return self._decoded_io(node, np.frombuffer(raw, dtype=dt).reshape(shape).copy())
+        if kind == "rng":
+            np = _np()
+            if np is None:
+                import numpy as np
+            name = node.get("bit")
+            if name not in BIT_GENERATORS:
+                raise ProtocolError(f"bit generator {name!r} is not allowed")
+            state = self.decode(node.get("state"), buffers, depth + 1)
+            bitgen = getattr(np.random, name)()
+            try:
+                bitgen.state = state
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ProtocolError(f"bad random generator state: {exc}") from None
+            return self._decoded_io(node, np.random.Generator(bitgen))
         if kind == "ns":
             np = _np()
             if np is None:
@@ -270,7 +308,7 @@ class Codec:
                 raise ProtocolError("numpy scalar of the wrong size")
             return np.frombuffer(raw, dtype=dt)[0]
         if kind == "pt":
-            return self._decode_tensor(node, buffers)
+            return self._decoded_io(node, self._decode_tensor(node, buffers))
         if kind in ("ref", "cb"):
             return self.from_ref(node)
         raise ProtocolError(f"unknown value node {kind!r}")
@@ -295,6 +333,55 @@ class Codec:
         if node.get("grad") is True and t.is_floating_point():
             t.requires_grad_(True)
         return t
+
+
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def snapshot(obj):
+    """What an in/out value looked like (to tell whether code changed it in place)."""
+    np, torch = _np(), _torch()
+    if np is not None and isinstance(obj, np.ndarray):
+        return obj.tobytes()
+    if np is not None and isinstance(obj, np.random.Generator):
+        return repr(obj.bit_generator.state)
+    if torch is not None and isinstance(obj, torch.Tensor):
+        with torch.no_grad():
+            t = obj.detach()
+            return (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
+    return None
+
+
+def changed_inout(scope: list) -> list:
+    """[(io, object)] of the scope's values changed since their snapshot (and re-snapshot them)."""
+    out = []
+    for i, (io, obj, snap) in enumerate(scope):
+        now = snapshot(obj)
+        if now != snap:
+            out.append((io, obj))
+            scope[i] = (io, obj, now)
+    return out
+
+
+def apply_inout(target, new) -> bool:
+    """Write ``new`` into ``target`` in place (arrays, tensors, generators of the same kind); True when done."""
+    np, torch = _np(), _torch()
+    if np is not None and isinstance(target, np.ndarray) and type(new) is np.ndarray:
+        if target.shape == new.shape and target.dtype == new.dtype and target.flags.writeable:
+            np.copyto(target, new)
+            return True
+        return False
+    if np is not None and isinstance(target, np.random.Generator) and type(new) is np.random.Generator:
+        if type(target.bit_generator) is type(new.bit_generator):
+            target.bit_generator.state = new.bit_generator.state
+            return True
+        return False
+    if torch is not None and isinstance(target, torch.Tensor) and type(new) is torch.Tensor:
+        if target.shape == new.shape and target.dtype == new.dtype:
+            with torch.no_grad():
+                target.copy_(new)
+            return True
+    return False
 
 
 def _list(x):
@@ -431,6 +518,7 @@ class Agent:
         self.next_id = 1
         self.serving = False
         self.codec = Codec(self._to_ref, self._from_ref)
+        self.scopes: list[list] = []  # in/out arguments of the requests being served (innermost last)
         self.entered: dict[str, int] = {}  # forbidden names entered (the rules' wrappers)
         self.rule_wrappers: list = []
         self.ns = None
@@ -474,9 +562,17 @@ class Agent:
         return _Callback(self, node)
 
     # ------------------------------------------------------------------ messaging
+    def _sync(self, header, buffers):
+        """Attach the in/out arguments of the innermost request that student code changed in place."""
+        if self.scopes:
+            changed = changed_inout(self.scopes[-1])
+            if changed:
+                header["sync"] = [[io, self.codec.encode(obj, buffers)] for io, obj in changed]
+
     def _send_value(self, header, value):
         buffers: list = []
         try:
+            self._sync(header, buffers)
             header["value"] = self.codec.encode(value, buffers)
         except Exception as exc:
             header.pop("value", None)
@@ -491,6 +587,7 @@ class Agent:
         buffers: list = []
         header = dict(header, kind="request", args=self.codec.encode(list(args), buffers),
                       kwargs=self.codec.encode(dict(kwargs or {}), buffers))
+        self._sync(header, buffers)
         send_msg(self.sock, header, buffers)
         return self._loop(expect_reply=True)
 
@@ -524,6 +621,13 @@ class Agent:
 
     def _handle(self, header, buffers):
         reply = {"kind": "reply"}
+        self.scopes.append([])
+        try:
+            self._handle_in_scope(header, buffers, reply)
+        finally:
+            self.scopes.pop()
+
+    def _handle_in_scope(self, header, buffers, reply):
         try:
             value = self._dispatch(header, buffers)
         except KeyboardInterrupt as exc:
@@ -553,8 +657,12 @@ class Agent:
         obj = self.handles.get(h.get("id")) if op not in ("isinstance",) else None
         if op not in ("isinstance",) and h.get("id") not in self.handles:
             raise ProtocolError("unknown object handle")
-        args = dec(h.get("args", []), buffers) if "args" in h else []
-        kwargs = dec(h.get("kwargs", {"$": "d", "items": []}), buffers) if "kwargs" in h else {}
+        self.codec.scope = self.scopes[-1] if self.scopes else None
+        try:
+            args = dec(h.get("args", []), buffers) if "args" in h else []
+            kwargs = dec(h.get("kwargs", {"$": "d", "items": []}), buffers) if "kwargs" in h else {}
+        finally:
+            self.codec.scope = None
         ctx = _CallContext(h.get("context"))
         with ctx:
             if op == "call":

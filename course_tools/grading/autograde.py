@@ -24,16 +24,12 @@ capped, memory/CPU/process/file limits from the sandbox. A kernel death, kill or
 restarts the kernel and replays the cells that ran before, so the rest of the notebook is still
 graded.
 
-*Inside the kernel* a grader prelude, run before any student code, snapshots the trusted modules
-(those the source imports, their testing helpers, ``course_lib``), the builtins, the classes and
-hooks of IPython and ipykernel, and the helper names the source binds. Before every test cell a
-grader request restores all of them (and reports what it had to restore), a canary request checks
-that a failing statement is still reported as an error, and the test cell (split into its visible
-and hidden parts) ends with a grader line that checks nothing trusted changed during the test and
-prints a per-request random token. A test part passes only when the kernel's reply says ``ok``, no
-error was published and the token was printed; stderr output does not matter. This is hardening,
-not proof: student code shares the Python process with the tests (see the module notes in
-``DESIGN.md``); what the static scan flags is listed in the report for a human to look at.
+*Test cells* run in this worker, the trusted evaluator (:mod:`course_tools.grading.evaluator`),
+never in the kernel: a prelude (:func:`course_tools.grading.wire.bootstrap`) connects an agent in
+the kernel to the worker over a Unix socket; during each test part the agent serves the
+evaluator's calls of the student's functions and methods and sends back plain data only. A part
+passes exactly when it ran to its end in the evaluator and the exchange never broke. What the
+static scan flags is listed in the report for a human to look at.
 """
 
 from __future__ import annotations

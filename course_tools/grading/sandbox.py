@@ -45,9 +45,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_tools.layout import BWRAP_ENV_VAR as BWRAP_ENV
-from course_tools.layout import GRADER_UID_BASE_ENV_VAR as UID_BASE_ENV
-from course_tools.layout import SANDBOX_VARIANT_ENV_VAR as VARIANT_ENV
+try:
+    from course_tools.layout import BWRAP_ENV_VAR as BWRAP_ENV
+    from course_tools.layout import GRADER_UID_BASE_ENV_VAR as UID_BASE_ENV
+    from course_tools.layout import SANDBOX_VARIANT_ENV_VAR as VARIANT_ENV
+except ImportError:  # run as ``python -I -S sandbox.py --init`` (no site-packages): only _init_main is used
+    BWRAP_ENV = UID_BASE_ENV = VARIANT_ENV = ""
 
 DEFAULT_UID_BASE = 64000
 KINDS = ("bwrap", "unshare", "none")

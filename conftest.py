@@ -17,10 +17,11 @@ import pytest
 
 from course_lib.gpu import SKIP_MESSAGE, cuda_available, is_gpu_cell, mark_skipped_gpu_cells
 from course_lib.notebook import SMOKE_ENV_VAR
-from course_tools.layout import LAYOUT
+from course_tools.layout import CourseLayout
 
-ROOT = LAYOUT.root
-EXECUTED_DIR = LAYOUT.executed
+# this file's folder, not course_tools.layout.REPO_ROOT: tests run pytest in temporary course copies
+ROOT = Path(__file__).resolve().parent
+EXECUTED_DIR = CourseLayout(ROOT).executed
 
 _notebook_seconds: dict[str, float] = defaultdict(float)
 _notebook_status: dict[str, str] = {}
@@ -84,7 +85,10 @@ def pytest_sessionfinish(session, exitstatus):
         except ValueError:
             continue
         from course_tools.notebooks.convert import write_notebook
+        from course_tools.notebooks.execute import run_metadata
 
+        seconds = next((s for name, s in _notebook_seconds.items() if path.endswith(name.split("::")[0])), 0.0)
+        nb.metadata["course"] = run_metadata(True, seconds, "nbval (make test)")
         write_notebook(nb, EXECUTED_DIR / rel)
 
 

@@ -2,6 +2,8 @@
 
 It is deliberately plain PyTorch (no callbacks, no magic) so that a student can read it in one
 sitting; lectures that are *about* the loop (optimisers, backprop) write theirs out instead.
+For transfer learning it also has :func:`freeze` / :func:`unfreeze`, :func:`trainable_parameters`
+and :func:`param_groups_by_depth` (layer-wise learning rates for ``torch.optim``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class History:
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of rows whose arg-max equals the label. logits: (N, K), y: (N,) -> float in [0, 1]."""
     if logits.ndim != 2 or y.ndim != 1 or logits.shape[0] != y.shape[0]:
-        raise ValueError(f"accuracy expects logits (N, K) and labels (N,); got {tuple(logits.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"accuracy expects logits (N, K) and labels (N,); got {tuple(logits.shape)} and {tuple(y.shape)}"
+        )
     if y.numel() == 0:
         raise ValueError("accuracy of an empty batch is undefined")
     return (logits.argmax(dim=1) == y).double().mean().item()
@@ -111,3 +115,102 @@ def fit(
         bar.set_postfix(postfix)
     history.seconds = time.perf_counter() - start_time
     return history
+
+
+# --------------------------------------------------------------------------------------------
+# transfer learning: freezing and layer-wise learning rates (lecture 06)
+# --------------------------------------------------------------------------------------------
+_NORMS = (
+    torch.nn.modules.batchnorm._BatchNorm,
+    torch.nn.GroupNorm,
+    torch.nn.LayerNorm,
+    torch.nn.modules.instancenorm._InstanceNorm,
+)
+
+
+def freeze(module: torch.nn.Module) -> torch.nn.Module:
+    """Stop training ``module``: ``requires_grad = False`` on all its parameters; returns it.
+
+    Frozen parameters get no gradient and are left out of :func:`trainable_parameters` and
+    :func:`param_groups_by_depth`. Batch-norm running statistics still update in train mode; call
+    ``module.eval()`` as well to keep them fixed.
+    """
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def unfreeze(module: torch.nn.Module) -> torch.nn.Module:
+    """Undo :func:`freeze`: ``requires_grad = True`` on all parameters of ``module``; returns it."""
+    for p in module.parameters():
+        p.requires_grad_(True)
+    return module
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters of ``model`` with ``requires_grad``, each once, in registration order (for an optimiser)."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def param_groups_by_depth(
+    model: torch.nn.Module,
+    base_lr: float,
+    decay: float,
+    *,
+    units: list[torch.nn.Module] | None = None,
+) -> list[dict]:
+    """``torch.optim`` parameter groups whose learning rate shrinks towards the input (layer-wise rates).
+
+    Fine-tuning with more data trains several of the last layers, with smaller steps nearer the
+    input (lecture 06). The trainable layers are numbered from the input, ``0 .. L-1``, and unit
+    ``i`` gets ``lr_i = base_lr * decay ** (L - 1 - i)``: the last layer ``base_lr``, the one before
+    ``base_lr * decay``, and so on. By default a unit is a module that owns parameters directly
+    (Conv2d, Linear, ...), in registration order, with normalisation layers (batch, layer, group,
+    instance norm) joined to the unit before them; ``units`` gives the units explicitly (e.g.
+    ``[model.stem, *model.stages, model.fc]``) and must then cover every trainable parameter.
+    Frozen parameters (see :func:`freeze`) are left out and units without trainable parameters are
+    not counted. Returns ``[{"params": [...], "lr": lr_i, "name": ...}, ...]`` from input to output;
+    the extra ``"name"`` key is kept by ``torch.optim`` optimisers.
+    """
+    if not base_lr > 0:
+        raise ValueError(f"base_lr must be positive; got {base_lr!r}")
+    if not 0 < decay <= 1:
+        raise ValueError(f"decay must be in (0, 1]; got {decay!r}")
+    names = {id(m): n for n, m in model.named_modules()}
+    groups: list[tuple[str, list[torch.nn.Parameter]]] = []
+    if units is None:
+        for name, module in model.named_modules():
+            own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+            if not own:
+                continue
+            if isinstance(module, _NORMS) and groups:
+                groups[-1][1].extend(own)
+            else:
+                groups.append((name or type(module).__name__, own))
+    else:
+        owner: dict[int, str] = {}
+        for unit in units:
+            if id(unit) not in names:
+                raise ValueError(f"unit {type(unit).__name__} is not a submodule of the model")
+            own = []
+            for p in unit.parameters():
+                if not p.requires_grad:
+                    continue
+                if id(p) in owner:
+                    raise ValueError(f"a parameter of {names[id(unit)]!r} is already in unit {owner[id(p)]!r}")
+                owner[id(p)] = names[id(unit)]
+                own.append(p)
+            if own:
+                groups.append((names[id(unit)] or type(unit).__name__, own))
+        missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in owner]
+        if missing:
+            raise ValueError(f"trainable parameters outside every unit: {missing}")
+    seen: set[int] = set()
+    result = []
+    n = len(groups)
+    for i, (name, params) in enumerate(groups):
+        unique = [p for p in params if id(p) not in seen]
+        seen.update(id(p) for p in unique)
+        if unique:
+            result.append({"params": unique, "lr": base_lr * decay ** (n - 1 - i), "name": name})
+    return result

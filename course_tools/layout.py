@@ -36,10 +36,11 @@ SOURCE_DIRS = (LECTURES, SOLUTIONS)
 #: environment variable of the grading workers: ``autograde`` while a submission is graded
 NBGRADER_EXECUTION_ENV_VAR = "NBGRADER_EXECUTION"
 #: the grader's sandbox: first uid of the per-slot kernel users, the bwrap binary to use, and a
-#: forced sandbox variant (tests of the weaker variants)
-GRADER_UID_BASE_ENV_VAR = "COURSE_GRADER_UID_BASE"
-BWRAP_ENV_VAR = "COURSE_BWRAP"
-SANDBOX_VARIANT_ENV_VAR = "COURSE_SANDBOX_VARIANT"
+#: forced sandbox variant (tests of the weaker variants). sandbox.py defines them because it also
+#: runs inside the sandbox as a standalone script, where this package is not visible.
+from course_tools.grading.sandbox import BWRAP_ENV as BWRAP_ENV_VAR  # noqa: E402
+from course_tools.grading.sandbox import UID_BASE_ENV as GRADER_UID_BASE_ENV_VAR  # noqa: E402
+from course_tools.grading.sandbox import VARIANT_ENV as SANDBOX_VARIANT_ENV_VAR  # noqa: E402
 
 
 @dataclass(frozen=True)

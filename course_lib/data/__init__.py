@@ -13,6 +13,8 @@ Loaders (each verifies its files; see :mod:`course_lib.data.store` for where fil
 ``load_mr_polarity()``         (10,662 sentences, labels (10662,) int64)
 ``load_brown(tagged=...)``     sentences of words or of ``(word, tag)`` pairs
 ``load_digits()``              scikit-learn's 8x8 digits: (1797, 8, 8) float32, (1797,) int64
+``gensim_test_file(name)``     path of a file bundled with gensim (questions-words.txt, wordsim353.tsv)
+``load_lee_corpus(which)``     gensim's Lee news corpus: 300 (or 50 test) raw documents
 =============================  ==================================================================
 
 Where files come from: ``$COURSE_DATA_DIR`` (default ``~/.cache/deep-learning-course``), then the
@@ -21,9 +23,13 @@ local mirror (``$COURSE_DATA_MIRROR``, default ``<repo>/../shared/data``), then 
 (a ``FileNotFoundError``) and :class:`ChecksumError` (a ``ValueError``), both :class:`DataError`.
 
 Pure parsers (``parse_idx``, ``parse_conllu``, ``parse_planetoid``, ...) read the raw formats;
-:func:`make_digit_canvas` builds a seeded detection/segmentation set from digits.
+:func:`make_digit_canvas` builds a seeded detection/segmentation set from digits, and
+:func:`make_digit_scenes` a harder one (scaled, overlapping MNIST digits; clutter and strokes);
+:func:`make_date_pairs` (human-written dates -> ISO) and :func:`make_number_pairs` (numbers in
+words -> digits) build seeded translation tasks, :func:`encode_char_pairs` their character ids.
 """
 
+from course_lib.data.gensim_data import gensim_test_data_dir, gensim_test_file, load_lee_corpus
 from course_lib.data.loaders import (
     MOVIELENS_SPLITS,
     UD_SPLITS,
@@ -70,19 +76,31 @@ from course_lib.data.store import (
     read_bytes,
     sha256_file,
 )
-from course_lib.data.synthetic import DigitCanvases, make_digit_canvas
+from course_lib.data.synthetic import DigitCanvases, DigitScenes, make_digit_canvas, make_digit_scenes
+from course_lib.data.synthetic_text import (
+    DATE_FORMATS,
+    CharPairs,
+    encode_char_pairs,
+    format_date,
+    make_date_pairs,
+    make_number_pairs,
+    number_to_words,
+)
 
 __all__ = [
     "CACHE_ENV_VAR",
+    "DATE_FORMATS",
     "MIRROR_ENV_VAR",
     "MOVIELENS_SPLITS",
     "OFFLINE_ENV_VAR",
     "REGISTRY",
     "UD_SPLITS",
+    "CharPairs",
     "ChecksumError",
     "DataError",
     "DataNotFoundError",
     "DigitCanvases",
+    "DigitScenes",
     "MovieLens100K",
     "PlanetoidData",
     "Resource",
@@ -90,11 +108,16 @@ __all__ = [
     "cache_dir",
     "clear_checksum_cache",
     "downloads_allowed",
+    "encode_char_pairs",
     "fetch",
+    "gensim_test_data_dir",
+    "gensim_test_file",
+    "format_date",
     "load_brown",
     "load_cora",
     "load_digits",
     "load_fashion_mnist",
+    "load_lee_corpus",
     "load_mnist",
     "load_movielens_100k",
     "load_mr_polarity",
@@ -102,8 +125,12 @@ __all__ = [
     "load_pickle_restricted",
     "load_tiny_shakespeare",
     "load_ud_english",
+    "make_date_pairs",
     "make_digit_canvas",
+    "make_digit_scenes",
+    "make_number_pairs",
     "mirror_dir",
+    "number_to_words",
     "parse_brown_categories",
     "parse_brown_text",
     "parse_brown_zip",

@@ -45,12 +45,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    from course_tools.layout import BWRAP_ENV_VAR as BWRAP_ENV
-    from course_tools.layout import GRADER_UID_BASE_ENV_VAR as UID_BASE_ENV
-    from course_tools.layout import SANDBOX_VARIANT_ENV_VAR as VARIANT_ENV
-except ImportError:  # run as ``python -I -S sandbox.py --init`` (no site-packages): only _init_main is used
-    BWRAP_ENV = UID_BASE_ENV = VARIANT_ENV = ""
+# This file also runs *inside* the sandbox as a standalone script (where course_tools is not
+# visible), so it imports nothing from the course and defines its own environment variables;
+# course_tools.layout re-exports them.
+UID_BASE_ENV = "COURSE_GRADER_UID_BASE"
+BWRAP_ENV = "COURSE_BWRAP"
+VARIANT_ENV = "COURSE_SANDBOX_VARIANT"  # force one variant (tests of the weaker variants)
 
 DEFAULT_UID_BASE = 64000
 KINDS = ("bwrap", "unshare", "none")

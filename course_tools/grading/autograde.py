@@ -70,12 +70,14 @@ from course_tools.grading.config import (  # noqa: E402 - re-exported for caller
     MAX_SUBMISSION_BYTES,
     REDACTED_DIR,
     REPORTS_DIR,
+    RULE_OVERRIDES,
     SUBMITTED_DIR,
     GradeConfig,
     config_from_dict,
 )
 from course_tools.grading.evaluator import Channel, Evaluator, GraderAbort  # noqa: E402
 from course_tools.grading.kernel import ExecResult, KernelSession, KernelStartError  # noqa: E402
+from course_tools.grading.rules import load_overrides  # noqa: E402
 from course_tools.layout import (
     GPU_ENV_VAR,
     REPO_ROOT,
@@ -505,6 +507,8 @@ class CellReport:
     hidden: bool = False  # the failure was in the hidden tests
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    rules: list[str] = field(default_factory=list)  # the assignment's rules this cell's answers broke
+    override: str = ""  # the instructor's reason for allowing them (rule-overrides.toml)
 
 
 @dataclass
@@ -519,6 +523,9 @@ class NotebookReport:
     flags: list[dict] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # every rule violation found (static and dynamic)
+    exchanges: int = 0  # requests the evaluator sent to the kernel's agent
+    cached_reads: int = 0  # attribute reads answered without a request (no student code ran since)
     kernel_starts: int = 0
     startup_seconds: float = 0.0  # kernel start + grader prelude, all starts
     seconds: float = 0.0
@@ -709,6 +716,8 @@ class NotebookRunner:
             rep.seconds = round(time.monotonic() - t0, 3)
             rep.peak_rss_mb = round(self.session.peak_rss / 2**20, 1)
             rep.events.extend(self.evaluator.events)
+            if self.channel is not None:
+                rep.exchanges, rep.cached_reads = self.channel.requests, self.channel.cache_hits
 
     start_failed = False
 
@@ -898,9 +907,14 @@ def _hash_dir(folder: Path) -> tuple[str, int]:
     return h.hexdigest(), total
 
 
-def submission_hash(sub_dir: Path, source_nbs: dict[str, Path], cfg: GradeConfig, iso: sb.Isolation) -> str:
+def submission_hash(sub_dir: Path, source_nbs: dict[str, Path], cfg: GradeConfig, iso: sb.Isolation,
+                    rules: dict | None = None) -> str:
+    """What a grade depends on: the grader, the submission, the sources, the settings, the sandbox,
+    and the rules (forbidden names and this student's overrides)."""
     h = hashlib.sha256()
     h.update(GRADER_VERSION.encode())
+    if rules:
+        h.update(json.dumps(rules, sort_keys=True).encode())
     h.update(_hash_dir(sub_dir)[0].encode())
     for name in sorted(source_nbs):
         h.update(name.encode() + Path(source_nbs[name]).read_bytes())
@@ -1040,6 +1054,7 @@ def grade_submission(job: dict) -> dict:
             runner.run()
             if runner.tampered:
                 nbr.events.append(f"kernel tampering: {runner.tampered}")
+            apply_rules(nbr, nb, source_nb, runner, tuple(job.get("forbidden") or ()), job.get("overrides") or [])
             nbr.score = sum(c.points or 0.0 for c in nbr.cells)
             _write_nb_atomic(nb, Path(job["autograded_dir"]) / nb_name)
             _write_nb_atomic(redact(nb, runner.part_outputs), Path(job["redacted_dir"]) / nb_name)
@@ -1056,6 +1071,62 @@ def grade_submission(job: dict) -> dict:
     report["peak_rss_mb"] = max([n["peak_rss_mb"] for n in report["notebooks"]] or [0.0])
     report["finished_at"] = _now()
     return report
+
+
+def apply_rules(nbr: NotebookReport, nb, source_nb, runner: NotebookRunner, forbidden: tuple[str, ...],
+                overrides: list[dict]) -> None:
+    """The assignment's rules: a test cell whose answers use a forbidden name scores 0 (unless overridden).
+
+    Static: :func:`course_tools.grading.rules.check_cells` on the student's cells of the graded
+    notebook; the test cells that use a name bound by a violating cell (directly or through other
+    student cells) are affected. Dynamic: the forbidden callables the kernel's wrappers saw entered
+    during a test cell's calls. Wrappers the student's code removed void the dynamic check: every
+    test cell is affected.
+    """
+    from course_tools.grading import rules
+
+    if not forbidden:
+        return
+    cells = rules.notebook_cells(nb, source_nb)
+    violations = rules.check_cells(cells, forbidden)
+    student_cells = [(name, src) for name, src, mine in cells if mine]
+    tests = {_nbg(c)["grade_id"]: _src(c) for c in nb.cells if c.cell_type == "code" and cell_role(c) == "test"}
+    by_cell: dict[str, list[str]] = {}
+    for v in violations:
+        by_cell.setdefault(v.cell, []).append(str(v))
+    per_test: dict[str, list[str]] = {}
+    judge, answers = rules.instructor_names(source_nb)
+    for gid, via in rules.affected_tests(tests, student_cells, set(by_cell), judge_names=judge,
+                                         answer_names=answers).items():
+        per_test[gid] = [t for c in sorted(via) for t in by_cell[c]]
+    for gid, names in runner.entered.items():
+        per_test.setdefault(gid, []).extend(
+            f"{gid}: the answer called {n} during this test ({k} times; forbidden by the assignment's rules)"
+            for n, k in sorted(names.items()))
+    if runner.rules_missing:
+        why = (f"the answers removed the grader's watch on forbidden names ({', '.join(runner.rules_missing[:5])}): "
+               "the rules could not be checked")
+        for gid in tests:
+            per_test.setdefault(gid, []).append(why)
+    nbr.rules = [str(v) for v in violations] + sorted({t for ts in per_test.values() for t in ts} - {
+        str(v) for v in violations})
+    for cr in nbr.cells:
+        found = per_test.get(cr.grade_id)
+        if not found:
+            continue
+        cr.rules = found
+        reason = rules.override_for(overrides, cr.grade_id)
+        if reason is not None:
+            cr.override = reason
+            continue
+        before = f"{cr.status}" + (f": {cr.reason}" if cr.status != "passed" and cr.reason else "")
+        if cr.points:
+            cr.points = 0.0
+        if cr.status == "passed":
+            cr.status = "failed"
+        cr.reason = "rule violation"
+        cr.message = ("; ".join(found)[:2000] + f" (the tests alone: {before}"
+                      + (f": {cr.message[:300]}" if cr.message and before != "passed" else "") + ")")
 
 
 def _write_placeholder(job: dict, nb_name: str, nbr: NotebookReport) -> None:
@@ -1209,6 +1280,17 @@ def record_in_gradebook(gb, report: dict) -> None:
     gb.db.commit()
 
 
+def assignment_rules(name: str, root: Path) -> tuple[str, ...]:
+    """What an answer of ``name`` may not use: the spec's ``forbidden`` prefixes, its ``answers``
+    (the course_lib reference implementations) and ``reveals`` (syllabus.toml of ``root``, else of
+    the repository the grader runs from)."""
+    from course_tools.assignments import load_spec
+    from course_tools.layout import SYLLABUS_FILE
+
+    spec = load_spec(name, root if (root / SYLLABUS_FILE).exists() else REPO_ROOT)
+    return tuple(dict.fromkeys([*spec.forbidden, *spec.answers.values(), *spec.reveals]))
+
+
 def _read_timestamp(sub_dir: Path) -> str | None:
     p = sub_dir / "timestamp.txt"
     with contextlib.suppress(OSError):
@@ -1297,10 +1379,20 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
 
         kernel_env[GPU_ENV_VAR] = "1" if cuda_available() else "0"
 
+    forbidden = assignment_rules(name, root)
+    if forbidden:
+        log(f"rules: {len(forbidden)} forbidden names ({', '.join(forbidden[:6])}{' ...' if len(forbidden) > 6 else ''})")
+    overrides_path = root / RULE_OVERRIDES
+    student_overrides: dict[str, list[dict]] = {}
     todo, done = [], []
     for student in all_students:
         sub_dir = submitted / student / name
-        h = submission_hash(sub_dir, sources, cfg, iso)
+        try:
+            student_overrides[student] = load_overrides(overrides_path, name, student)
+        except ValueError as exc:
+            raise GradingSetupError(str(exc)) from None
+        h = submission_hash(sub_dir, sources, cfg, iso,
+                            {"forbidden": list(forbidden), "overrides": student_overrides[student]})
         rpath = reports_dir / f"{student}.json"
         if not force and rpath.exists():
             with contextlib.suppress(OSError, ValueError):
@@ -1338,6 +1430,7 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
                         "autograded_dir": str(root / AUTOGRADED_DIR / student / name),
                         "redacted_dir": str(root / REDACTED_DIR / student / name),
                         "kernel_env": kernel_env, "tmp_root": tmp_root,
+                        "forbidden": list(forbidden), "overrides": student_overrides.get(student, []),
                         "timestamp": _read_timestamp(sub_dir),
                     }
                     job_path = work / f"job-{student}.json"
@@ -1512,11 +1605,17 @@ def render_text(rep: dict) -> str:
                          f"{c['peak_rss_mb']:6.0f} MB  {c['reason'] if c['status'] != 'passed' else ''}")
             if c["message"] and c["status"] != "passed":
                 lines.append(f"      {c['message'][:400]}")
+            if c.get("override"):
+                lines.append(f"      rules broken but allowed by the instructor ({c['override']}): "
+                             + "; ".join(c.get("rules", []))[:400])
         for title, key in (("changes to the submission", "changes"), ("events", "events"),
                            ("restored before tests (tampering)", "restored")):
             if n.get(key):
                 lines.append(f"  {title}:")
                 lines += [f"    - {x}" for x in n[key]]
+        if n.get("rules"):
+            lines.append("  the assignment's rules (affected test cells score 0 unless overridden):")
+            lines += [f"    - {x}" for x in n["rules"]]
         if n.get("flags"):
             lines.append("  static scan flags (for review; scores unaffected):")
             lines += [f"    - [{f['kind']}] cell {f['cell']} line {f['line']}: {f['what']}" for f in n["flags"]]
@@ -1539,6 +1638,8 @@ def render_html(rep: dict) -> str:
         for c in n["cells"]:
             pts = "manual" if c["points"] is None else f"{c['points']:g}/{c['max_points']:g}"
             msg = "" if c["status"] == "passed" else f"{e(c['reason'])}<br><code>{e(c['message'][:600])}</code>"
+            if c.get("override"):
+                msg += f"<br>rules broken, allowed by the instructor: {e(c['override'])}"
             rows.append(f"<tr class={'ok' if c['status'] == 'passed' else 'bad'}><td>{e(c['grade_id'])}</td>"
                         f"<td>{pts}</td><td>{e(c['status'])}</td><td>{msg}</td>"
                         f"<td>{c['seconds']:.2f}</td><td>{c['peak_rss_mb']:.0f}</td></tr>")
@@ -1547,6 +1648,9 @@ def render_html(rep: dict) -> str:
                            ("Restored before tests (tampering)", "restored")):
             if n.get(key):
                 rows.append(f"<h3>{title}</h3><ul>" + "".join(f"<li>{e(x)}</li>" for x in n[key]) + "</ul>")
+        if n.get("rules"):
+            rows.append("<h3>The assignment's rules (affected test cells score 0 unless overridden)</h3><ul>"
+                        + "".join(f"<li>{e(x)}</li>" for x in n["rules"]) + "</ul>")
         if n.get("flags"):
             rows.append("<h3>Static scan flags (for review; scores unaffected)</h3><ul>" + "".join(
                 f"<li>[{e(f['kind'])}] cell {e(f['cell'])} line {f['line']}: {e(f['what'])}</li>" for f in n["flags"])

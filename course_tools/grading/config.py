@@ -8,13 +8,15 @@ from pathlib import Path
 from course_tools.grading import sandbox as sb
 from course_tools.layout import CACHE_ENV_VAR, GPU_ENV_VAR, GRADING, MIRROR_ENV_VAR, SMOKE_ENV_VAR
 
-GRADER_VERSION = "evaluator-1"
+GRADER_VERSION = "evaluator-2"
 #: the environment variables passed on to a student kernel (nothing else of the grader's environment is)
 KERNEL_ENV_VARS = (GPU_ENV_VAR, SMOKE_ENV_VAR, CACHE_ENV_VAR, MIRROR_ENV_VAR)
 REPORTS_DIR = Path(GRADING) / "reports"
 REDACTED_DIR = Path(GRADING) / "redacted"
 SUBMITTED_DIR = Path(GRADING) / "submitted"
 AUTOGRADED_DIR = Path(GRADING) / "autograded"
+#: the instructor's per-student exceptions to the assignment's rules (README, "The assignment's rules")
+RULE_OVERRIDES = Path(GRADING) / "rule-overrides.toml"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 HIDDEN_FAILED = "hidden test failed"
 MAX_SUBMISSION_BYTES = 50 << 20

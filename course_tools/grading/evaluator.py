@@ -66,7 +66,7 @@ class GraderAbort(BaseException):
 class Remote:
     """An object that lives in the student's kernel (a function, class, instance, or a dict/list attribute)."""
 
-    __slots__ = ("_ch", "_id", "_kind", "_type", "_methods", "_gen")
+    __slots__ = ("_ch", "_id", "_kind", "_type", "_methods", "_gen", "_snap")
 
     def __init__(self, ch: Channel, node: dict):
         object.__setattr__(self, "_ch", ch)
@@ -79,16 +79,24 @@ class Remote:
             methods = CONTAINER_METHODS[kind]
         object.__setattr__(self, "_methods", frozenset(m for m in methods if type(m) is str))
         object.__setattr__(self, "_gen", ch.generation)
+        object.__setattr__(self, "_snap", None)  # (epoch, contents) of a dict/list read without student code
 
     def _req(self, op: str, *args, **fields):
         return self._ch.op(self, op, args, **fields)
+
+    def _contents(self):
+        """The snapshot of a dict/list attribute while no student code ran since it was taken, else None."""
+        snap = self._snap
+        if snap is not None and snap[0] == self._ch.epoch and self._gen == self._ch.generation:
+            return snap[1]
+        return None
 
     def __getattr__(self, name: str):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         if name in self._methods:
             return _Method(self, name)
-        return self._req("getattr", name=name)
+        return self._ch.getattr(self, name)
 
     def __setattr__(self, name: str, value) -> None:
         self._req("setattr", value, name=name)
@@ -100,27 +108,48 @@ class Remote:
         return self._ch.op(self, "call", args, kwargs)
 
     def __getitem__(self, key):
+        data = self._contents()
+        if data is not None and type(key) in wire.PLAIN_KEYS:
+            return _copy_plain(data[key])
         return self._req("getitem", key)
 
     def __setitem__(self, key, value) -> None:
+        data = self._contents()
         self._req("setitem", key, value)
+        if data is not None:
+            if self._ch.last_pure and type(key) in wire.PLAIN_KEYS and _is_plain(value) and (
+                    type(data) is dict or (type(key) is int and -len(data) <= key < len(data))):
+                data[key] = _copy_plain(value)
+                object.__setattr__(self, "_snap", (self._ch.epoch, data))
+            else:
+                object.__setattr__(self, "_snap", None)
 
     def __delitem__(self, key) -> None:
+        object.__setattr__(self, "_snap", None)
         self._req("delitem", key)
 
     def __len__(self) -> int:
+        data = self._contents()
+        if data is not None:
+            return len(data)
         n = self._req("len")
         if type(n) is not int or n < 0:
             raise TypeError("len() of a student object did not give a non-negative int")
         return n
 
     def __iter__(self):
+        data = self._contents()
+        if data is not None:
+            return iter([_copy_plain(k) for k in data] if type(data) is dict else [_copy_plain(v) for v in data])
         items = self._req("iter")
         if type(items) is not list:
             raise TypeError("iterating a student object did not give a list")
         return iter(items)
 
     def __contains__(self, item) -> bool:
+        data = self._contents()
+        if data is not None and type(item) in wire.PLAIN_KEYS:
+            return item in data
         return bool(self._req("contains", item) is True)
 
     def __bool__(self) -> bool:
@@ -192,6 +221,41 @@ class Remote:
         return {"dict": dict, "list": list}.get(object.__getattribute__(self, "_kind"), Remote)
 
 
+#: read-only methods of a dict/list attribute answered from its snapshot
+SNAPSHOT_METHODS = frozenset(("items", "keys", "values", "get", "index", "count", "copy"))
+
+
+def _is_plain(value, depth: int = 0) -> bool:
+    """Data the evaluator can keep a copy of (no handles, no callbacks)."""
+    import numpy as np
+
+    t = type(value)
+    if value is None or t in (bool, int, float, str, complex, bytes):
+        return True
+    if t is np.ndarray or isinstance(value, np.generic):
+        return True
+    torch = sys.modules.get("torch")
+    if torch is not None and t is torch.Tensor:
+        return True
+    if depth > 8:
+        return False
+    if t in (list, tuple):
+        return all(_is_plain(v, depth + 1) for v in value)
+    if t is dict:
+        return all(_is_plain(k, depth + 1) and _is_plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _copy_plain(value):
+    """A copy of snapshot data (a test that changes what it read must not change the snapshot)."""
+    import copy
+
+    t = type(value)
+    if value is None or t in (bool, int, float, str, complex, bytes) or isinstance(value, Remote):
+        return value
+    return copy.deepcopy(value)
+
+
 class _Method:
     """``obj.method`` of a student object, called in one request."""
 
@@ -201,6 +265,13 @@ class _Method:
         self._obj, self._name = obj, name
 
     def __call__(self, *args, **kwargs):
+        data = self._obj._contents() if self._name in SNAPSHOT_METHODS else None
+        if data is not None and not kwargs and all(type(a) in wire.PLAIN_KEYS for a in args):
+            if self._name in ("items", "keys", "values") and type(data) is dict and not args:
+                view = getattr(data, self._name)()
+                return [_copy_plain(v) for v in view]
+            if self._name in ("get", "index", "count", "copy") and (self._name != "get" or type(data) is dict):
+                return _copy_plain(getattr(data, self._name)(*args))
         return self._obj._ch.op(self._obj, "callattr", args, kwargs, name=self._name)
 
     def _resolve(self):
@@ -236,6 +307,11 @@ class Channel:
         self.broken = ""
         self.requests = 0
         self.scopes: list[list] = []  # in/out arguments of the requests in flight (innermost last)
+        #: bumped by every reply not marked pure (student code may have run): caches older than it are stale
+        self.epoch = 0
+        self.last_pure = False
+        self.attr_cache: dict[tuple[int, str], tuple[int, int, Any]] = {}  # (handle, name) -> (gen, epoch, value)
+        self.cache_hits = 0
 
     # ------------------------------------------------------------------ connection
     def accept(self, timeout: float) -> None:
@@ -327,6 +403,17 @@ class Channel:
             raise RuntimeError(f"this student {obj._type} lived in a kernel that has since been restarted")
         return self.request(dict(fields, op=op, id=obj._id), args, kwargs)
 
+    def getattr(self, obj: Remote, name: str):
+        """``obj.name``: from the cache while no student code ran since it was read (plain attributes only)."""
+        hit = self.attr_cache.get((obj._id, name))
+        if hit is not None and hit[0] == obj._gen == self.generation and hit[1] == self.epoch:
+            self.cache_hits += 1
+            return _copy_plain(hit[2])
+        value = self.op(obj, "getattr", (), name=name)
+        if self.last_pure:
+            self.attr_cache[(obj._id, name)] = (obj._gen, self.epoch, _copy_plain(value))
+        return value
+
     def isinstance(self, obj, cls: Remote):
         buffers: list = []
         header = {"op": "isinstance", "obj": self._encode(obj, buffers), "cls": self._encode(cls, buffers)}
@@ -416,13 +503,22 @@ class Channel:
             if header.get("kind") in ("reply", "request"):
                 self._apply_sync(header, buffers)
             if header.get("kind") == "reply":
+                self.last_pure = header.get("pure") is True and "error" not in header
+                if not self.last_pure:
+                    self.epoch += 1
                 if "error" in header:
                     err = header["error"] if type(header["error"]) is dict else {}
                     if err.get("type") == "KeyboardInterrupt" and self.interrupted():
                         self._break("time limit")
                     raise wire.rebuild_error(err)
                 try:
-                    return self.codec.decode(header.get("value"), buffers)
+                    value = self.codec.decode(header.get("value"), buffers)
+                    if self.last_pure and "snap" in header and isinstance(value, Remote) \
+                            and value._kind in CONTAINER_METHODS:
+                        data = self.codec.decode(header["snap"], buffers)
+                        if type(data) is {"dict": dict, "list": list}[value._kind]:
+                            object.__setattr__(value, "_snap", (self.epoch, data))
+                    return value
                 except (wire.ProtocolError, RecursionError, ValueError, TypeError) as exc:
                     self._break(f"bad value from the kernel: {exc}")
             elif header.get("kind") == "request":
@@ -435,6 +531,7 @@ class Channel:
 
     def _serve_callback(self, header: dict, buffers: list) -> None:
         """A request of student code: call an evaluator callback (or a random generator's method)."""
+        self.epoch += 1  # student code is running
         reply: dict = {"kind": "reply"}
         out: list = []
         try:

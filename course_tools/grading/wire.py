@@ -39,6 +39,13 @@ MAX_MESSAGE_BYTES = 1 << 30
 MAX_HEADER_BYTES = 64 << 20
 MAX_METHOD_NAMES = 256
 MAX_ITER_ITEMS = 1_000_000
+#: a forbidden module with more public functions than this is not wrapped (left to the static check)
+MAX_MODULE_WRAPS = 400
+#: the contents of a dict/list attribute sent with its handle (the evaluator reads them without a request)
+MAX_SNAPSHOT_BYTES = 8 << 20
+#: requests on an exact dict/list with a key of these types run no student code (replies marked pure)
+PURE_CONTAINER_OPS = ("getitem", "setitem", "delitem", "len", "contains", "iter")
+PLAIN_KEYS = (str, int, bool, type(None), float)
 NUMERIC_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                   "float16", "float32", "float64", "complex64", "complex128")
 TORCH_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "float16", "bfloat16", "float32", "float64",
@@ -522,6 +529,7 @@ class Agent:
         self.entered: dict[str, int] = {}  # forbidden names entered (the rules' wrappers)
         self.rule_wrappers: list = []
         self.ns = None
+        self.pure = False  # the request being served ran no student code (the evaluator may cache)
         send_msg(self.sock, {"op": "hello", "key": key}, [])
 
     # refs of kernel objects
@@ -574,6 +582,18 @@ class Agent:
         try:
             self._sync(header, buffers)
             header["value"] = self.codec.encode(value, buffers)
+            if self.pure:
+                header["pure"] = True
+                if type(value) is _Container and value.snap:
+                    mark = len(buffers)
+                    try:
+                        snap = self.codec.encode(value.value, buffers)
+                    except Exception:
+                        snap = None
+                    if snap is not None and sum(len(b) for b in buffers[mark:]) <= MAX_SNAPSHOT_BYTES:
+                        header["snap"] = snap
+                    else:
+                        del buffers[mark:]
         except Exception as exc:
             header.pop("value", None)
             header["error"] = error_node(TypeError(f"the result cannot be sent to the grader: {exc}"))
@@ -643,6 +663,7 @@ class Agent:
         self._send_value(reply, value)
 
     def _dispatch(self, h, buffers):
+        self.pure = False
         op = h.get("op")
         dec = self.codec.decode
         if op == "global":
@@ -670,10 +691,14 @@ class Agent:
             if op == "callattr":
                 return getattr(obj, h["name"])(*args, **kwargs)
             if op == "getattr":
+                plain = plain_attribute(obj, h["name"])
                 value = getattr(obj, h["name"])
+                self.pure = plain
                 if type(value) in (dict, list):  # mutable containers stay in the kernel: mutations reach the object
-                    return _Container(value)
+                    return _Container(value, snap=plain)
                 return value
+            if type(obj) in (dict, list) and op in PURE_CONTAINER_OPS and all(type(a) in PLAIN_KEYS for a in args[:1]):
+                self.pure = True  # a plain dict/list read or written with a plain key runs no student code
             if op == "setattr":
                 setattr(obj, h["name"], args[0])
                 return None
@@ -726,16 +751,19 @@ class Agent:
     def install_rule_wrappers(self, dotted_names):
         """Wrap each existing forbidden callable so that entering it during a graded call is recorded.
 
-        Installed before any student code runs; :meth:`verify_rule_wrappers` tells whether they are still
-        in place. Returns the names that were wrapped.
+        A forbidden function or method is replaced by a wrapper; a forbidden class gets its
+        ``__init__`` wrapped (the class itself stays, so ``isinstance`` still works); a forbidden
+        module of at most :data:`MAX_MODULE_WRAPS` public functions has each of them wrapped (a
+        larger one, e.g. all of ``torch``, is left to the static check). Installed before any
+        student code runs; :meth:`verify_rule_wrappers` tells whether they are still in place.
+        Returns the names that were wrapped.
         """
-        import functools
         import importlib
+        import types
 
-        wrapped = []
+        targets = []  # (owner, attribute, callable, dotted)
         for dotted in dotted_names:
             parts = dotted.split(".")
-            target, owner, attr = None, None, None
             for i in range(len(parts), 0, -1):
                 modname = ".".join(parts[:i])
                 if modname not in sys.modules:
@@ -743,7 +771,7 @@ class Agent:
                         importlib.import_module(modname)
                     except Exception:
                         continue
-                obj = sys.modules.get(modname)
+                obj, owner, attr = sys.modules.get(modname), None, None
                 if obj is None:
                     continue
                 try:
@@ -751,20 +779,26 @@ class Agent:
                         owner, attr, obj = obj, p, getattr(obj, p)
                 except AttributeError:
                     obj = None
-                target = obj
                 break
-            if target is None or owner is None or not callable(target) or isinstance(target, type(sys)):
+            else:
                 continue
-            def make(fn, name, agent=self):
-                @functools.wraps(fn)
-                def wrapper(*a, **k):
-                    if agent.serving:
-                        agent.entered[name] = agent.entered.get(name, 0) + 1
-                    return fn(*a, **k)
-                return wrapper
-
+            if obj is None:
+                continue
+            if isinstance(obj, types.ModuleType):
+                funcs = [(k, v) for k, v in list(vars(obj).items()) if not k.startswith("_")
+                         and isinstance(v, (types.FunctionType, types.BuiltinFunctionType))]
+                if len(funcs) <= MAX_MODULE_WRAPS:
+                    targets += [(obj, k, v, f"{dotted}.{k}") for k, v in funcs]
+            elif isinstance(obj, type):
+                init = obj.__dict__.get("__init__")
+                if init is not None and callable(init):
+                    targets.append((obj, "__init__", init, dotted))
+            elif owner is not None and callable(obj):
+                targets.append((owner, attr, obj, dotted))
+        wrapped = []
+        for owner, attr, fn, dotted in targets:
+            w = _rule_wrapper(self, fn, dotted)
             try:
-                w = make(target, dotted)
                 if isinstance(owner, type):
                     type.__setattr__(owner, attr, w)
                 else:
@@ -788,13 +822,45 @@ class Agent:
         return missing
 
 
+def _rule_wrapper(agent, fn, name):
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        if agent.serving:
+            agent.entered[name] = agent.entered.get(name, 0) + 1
+        return fn(*a, **k)
+    return wrapper
+
+
 class _Container:
-    """A dict or list attribute of a student object: sent as a handle (its mutations must reach the object)."""
+    """A dict or list attribute of a student object: sent as a handle (its mutations must reach the object),
+    with a snapshot of its contents when reading it ran no student code."""
 
-    __slots__ = ("value",)
+    __slots__ = ("value", "snap")
 
-    def __init__(self, value):
-        self.value = value
+    def __init__(self, value, snap=False):
+        self.value, self.snap = value, snap
+
+
+def plain_attribute(obj, name) -> bool:
+    """True when ``getattr(obj, name)`` is a plain instance-dict lookup: no student code runs for it
+    (no custom ``__getattribute__``, no data descriptor of that name on the type)."""
+    try:
+        cls = type(obj)
+        if type.__getattribute__(cls, "__getattribute__") is not object.__getattribute__:
+            return False
+        d = object.__getattribute__(obj, "__dict__")
+        if type(d) is not dict or type(name) is not str or name not in d:
+            return False
+        for klass in type.__getattribute__(cls, "__mro__"):
+            attr = type.__getattribute__(klass, "__dict__").get(name)
+            if attr is not None:
+                t = type(attr)
+                return not (hasattr(t, "__set__") or hasattr(t, "__delete__"))
+        return True
+    except Exception:
+        return False
 
 
 class _CallContext:

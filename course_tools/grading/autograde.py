@@ -66,11 +66,17 @@ from course_tools.grading.config import (  # noqa: E402 - re-exported for caller
     HIDDEN_END,
     HIDDEN_FAILED,
     KERNEL_ENV_VARS,
+    KERNEL_START_ATTEMPTS,
+    MAX_JSON_DEPTH,
     MAX_LOG_TAIL_CHARS,
+    MAX_NOTEBOOK_BYTES,
     MAX_SUBMISSION_BYTES,
     REDACTED_DIR,
     REPORTS_DIR,
+    RESERVED_STUDENT_IDS,
     RULE_OVERRIDES,
+    STUDENT_ID_RE,
+    STUDENT_ID_RULE,
     SUBMITTED_DIR,
     GradeConfig,
     config_from_dict,
@@ -101,16 +107,29 @@ def load_student_notebook(path: Path) -> tuple[Any, Problem | None]:
     import nbformat
 
     try:
+        if path.is_symlink() or not path.is_file():
+            return None, Problem("not-a-file", f"{path.name} is not a regular file (a folder or a link); "
+                                               "submit the notebook itself")
+        size = path.stat().st_size
+        if size > MAX_NOTEBOOK_BYTES:
+            return None, Problem("too-large", f"{path.name} is {size / 2**20:.0f} MB; the limit is "
+                                              f"{MAX_NOTEBOOK_BYTES / 2**20:.0f} MB (clear large outputs and save again)")
         raw = path.read_bytes()
     except OSError as exc:
         return None, Problem("unreadable", f"{path.name}: cannot read: {exc}")
+    too_deep = Problem("invalid-json", f"{path.name} is JSON nested more than {MAX_JSON_DEPTH} levels deep "
+                                       "(a notebook needs fewer than 20): not a notebook Jupyter saved")
     try:
         data = json.loads(raw.decode("utf-8", errors="strict"))
+    except RecursionError:
+        return None, too_deep
     except UnicodeDecodeError as exc:
         return None, Problem("invalid-json", f"{path.name} is not UTF-8 text: {exc}")
     except json.JSONDecodeError as exc:
         return None, Problem("invalid-json", f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}, "
                                              f"column {exc.colno}")
+    if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return None, too_deep
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         return None, Problem("wrong-nbformat", f"{path.name} is JSON but not a notebook (no 'cells')")
     major = data.get("nbformat")
@@ -124,6 +143,20 @@ def load_student_notebook(path: Path) -> tuple[Any, Problem | None]:
         message = getattr(exc, "message", str(exc))
         return None, Problem("wrong-nbformat", f"{path.name} is not a valid nbformat 4 notebook: {str(message)[:300]}")
     return nb, None
+
+
+def json_depth(data, limit: int) -> int:
+    """The nesting depth of parsed JSON (iterative; stops counting past ``limit``)."""
+    best, stack = 0, [(data, 1)]
+    while stack:
+        obj, d = stack.pop()
+        if isinstance(obj, (dict, list)):
+            if d > best:
+                best = d
+                if best > limit:
+                    return best
+            stack.extend((v, d + 1) for v in (obj.values() if isinstance(obj, dict) else obj))
+    return best
 
 
 def _nbg(cell) -> dict:
@@ -695,9 +728,21 @@ class NotebookRunner:
     def run(self) -> None:
         rep = self.report
         t0 = time.monotonic()
-        try:
-            self.start_kernel()
-        except KernelStartError as exc:
+        failure: KernelStartError | None = None
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                self.start_kernel()
+                break
+            except KernelStartError as exc:
+                if attempt == KERNEL_START_ATTEMPTS or self.remaining() < 10:
+                    failure = exc
+                    break
+                rep.events.append(f"kernel start failed (attempt {attempt} of {KERNEL_START_ATTEMPTS}), retrying: "
+                                  f"{str(exc)[:300]}")
+                self.session.shutdown()
+                time.sleep(attempt)
+        if failure is not None or not self.session.alive() or self.channel is None or self.channel.sock is None:
+            exc = failure if failure is not None else KernelStartError("the kernel is not running")
             rep.status, rep.reason = "not-graded", f"kernel start failed: {exc}"
             rep.events.append(f"kernel start failed: {exc}")
             self._not_run_rest(0, "kernel could not start")
@@ -812,6 +857,8 @@ class NotebookRunner:
                 if res.status in ("died", "killed"):
                     why = self.describe(res, self.cfg.cell_timeout)
                     raise GraderAbort(why or res.status, fatal=self.fatal(res) or res.status)
+                if exe.interrupted_at is not None:  # interrupted between two requests: the agent stopped serving
+                    raise GraderAbort("time limit" if res.timed_out else "output limit (interrupted)")
                 raise GraderAbort("the kernel ended the grader's exchange (kernel tampered with?)")
         ch.on_wait = on_wait
         ch.interrupted = lambda: exe.interrupted_at is not None
@@ -822,7 +869,11 @@ class NotebookRunner:
         except GraderAbort as exc:
             outcome = PartOutcome(ok=False, reason=exc.reason, message=exc.reason, fatal=exc.fatal)
         if outcome.ok or not ch.broken:
-            outcome.entered = ch.end().get("entered", {})
+            closing = ch.end()
+            outcome.entered = closing.get("entered", {})
+            if closing.get("error") and outcome.ok:  # a write the test sent without waiting failed
+                outcome.ok, outcome.reason = False, "hidden test failed" if hidden else "test failed"
+                outcome.message = f"writing into a student object failed: {closing['error']}"
         else:
             ch.end()
         if ch.broken and exe.interrupted_at is None and not exe.done:
@@ -900,10 +951,9 @@ def _hash_dir(folder: Path) -> tuple[str, int]:
             size = p.stat().st_size
             total += size
             h.update(rel.encode() + b"\0" + str(size).encode() + b"\0")
-            if total <= MAX_SUBMISSION_BYTES:
-                with open(p, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
+            with open(p, "rb") as fh:  # all of it: a change past any size cap still changes the hash
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
     return h.hexdigest(), total
 
 
@@ -1011,6 +1061,7 @@ def grade_submission(job: dict) -> dict:
         "notebooks": [], "started_at": _now(),
     }
     present = sorted(p.name for p in sub_dir.glob("*.ipynb")) if sub_dir.is_dir() else []
+    empty = not sub_dir.is_dir() or not any(p.is_file() and not p.is_symlink() for p in sub_dir.rglob("*"))
     unexpected = [p for p in present if p not in source_paths]
     base = Path(tempfile.mkdtemp(prefix="cg-", dir=job.get("tmp_root") or None))
     os.chmod(base, 0o711)
@@ -1026,7 +1077,9 @@ def grade_submission(job: dict) -> dict:
             path = sub_dir / nb_name
             problem = None
             student_nb = None
-            if not path.exists():
+            if empty:
+                problem = Problem("no-submission", "nothing was submitted (the submission folder is empty)")
+            elif not path.exists():
                 hint = f"; found {', '.join(unexpected)} instead (renamed?)" if unexpected else ""
                 problem = Problem("missing-notebook", f"{nb_name} is missing from the submission{hint}")
             else:
@@ -1052,6 +1105,8 @@ def grade_submission(job: dict) -> dict:
             session.base.mkdir()
             runner = NotebookRunner(session, cfg, source_nb, nb, nbr, forbidden=tuple(job.get("forbidden") or ()))
             runner.run()
+            if runner.start_failed:
+                report["retry"] = True  # not a final grade: the next run grades it again
             if runner.tampered:
                 nbr.events.append(f"kernel tampering: {runner.tampered}")
             apply_rules(nbr, nb, source_nb, runner, tuple(job.get("forbidden") or ()), job.get("overrides") or [])
@@ -1150,7 +1205,7 @@ def worker_main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     try:
         report = grade_submission(job)
-        report["status_final"] = True
+        report["status_final"] = not report.pop("retry", False)
     except Exception as exc:  # a grader bug: report it, do not cache it
         import traceback
 
@@ -1173,6 +1228,7 @@ class RunSummary:
     graded: list[str] = field(default_factory=list)  # students graded in this run
     cached: list[str] = field(default_factory=list)  # students whose current report was reused
     failed: list[str] = field(default_factory=list)  # grader errors (retried next run)
+    refused: list[str] = field(default_factory=list)  # submission folders whose name is not a valid student id
     seconds: float = 0.0
     reports_dir: Path | None = None
     grades_csv: Path | None = None
@@ -1291,6 +1347,13 @@ def assignment_rules(name: str, root: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*spec.forbidden, *spec.answers.values(), *spec.reveals]))
 
 
+RUN_SUMMARY_FILE = "_summary.txt"
+
+
+def valid_student_id(student: str) -> bool:
+    return STUDENT_ID_RE.fullmatch(student) is not None and student not in RESERVED_STUDENT_IDS
+
+
 def _read_timestamp(sub_dir: Path) -> str | None:
     p = sub_dir / "timestamp.txt"
     with contextlib.suppress(OSError):
@@ -1353,6 +1416,10 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
     _clean_stale_tmp(tmp_root)
     submitted = root / SUBMITTED_DIR
     all_students = sorted(p.name for p in submitted.iterdir() if (p / name).is_dir()) if submitted.is_dir() else []
+    for odd in [s for s in all_students if not valid_student_id(s)]:
+        log(f"  refused the submission folder {odd!r}: {STUDENT_ID_RULE} (collect normalises such names)")
+        summary.refused.append(odd)
+    all_students = [s for s in all_students if valid_student_id(s)]
     if students:
         missing = [s for s in students if s not in all_students]
         if missing:
@@ -1495,7 +1562,8 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
                 _write_text_atomic(reports_dir / f"{student}.html", render_html(rep))
     summary.grades_csv = write_grades_csv(reports, reports_dir / "grades.csv")
     summary.plot = plot_distribution(reports, reports_dir / "distribution.png", name)
-    _write_text_atomic(reports_dir / "summary.txt", render_summary(reports, summary, iso))
+    # run files start with "_": a student id never does (students named "summary" keep their own reports)
+    _write_text_atomic(reports_dir / RUN_SUMMARY_FILE, render_summary(reports, summary, iso))
     if feedback and reports:
         from course_tools.grading.release import GradingError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,9 @@ RULE_OVERRIDES = Path(GRADING) / "rule-overrides.toml"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 HIDDEN_FAILED = "hidden test failed"
 MAX_SUBMISSION_BYTES = 50 << 20
+#: one notebook larger than this, or JSON nested deeper than this, is not graded (with a reason and a grades row)
+MAX_NOTEBOOK_BYTES = 50 << 20
+MAX_JSON_DEPTH = 200
 #: seconds between sweeps when killing a kernel's leftover children
 KILL_POLL_INTERVAL_S = 0.05
 #: after a cell's execute_reply, how long to wait for the kernel's "idle" status before moving on
@@ -27,6 +31,13 @@ IDLE_AFTER_REPLY_TIMEOUT_S = 2.0
 #: lines of a kernel traceback kept in a report, and characters of a worker's crash log
 MAX_TRACEBACK_LINES = 60
 MAX_LOG_TAIL_CHARS = 4000
+#: kernel starts tried per notebook before it is reported "kernel start failed" (and left for the next run)
+KERNEL_START_ATTEMPTS = 3
+#: what a student id (a folder name under grading/submitted) may be: it names files, gradebook rows and feedback
+STUDENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+STUDENT_ID_RULE = ("a student id is 1 to 64 letters, digits and . _ @ + -, starting with a letter or digit, "
+                   "and not a name the grader uses itself")
+RESERVED_STUDENT_IDS = frozenset({"grades", "distribution"})
 #: seconds the evaluator waits for the kernel's agent to answer the start of a test
 AGENT_READY_TIMEOUT_S = 20.0
 

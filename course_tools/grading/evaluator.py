@@ -115,14 +115,14 @@ class Remote:
 
     def __setitem__(self, key, value) -> None:
         data = self._contents()
+        if data is not None and type(key) in wire.PLAIN_KEYS and _is_plain(value) and (
+                type(data) is dict or (type(key) is int and -len(data) <= key < len(data))):
+            # a plain write into a plain dict/list: sent without waiting (a failure surfaces at the next reply)
+            self._ch.op(self, "setitem", (key, value), noreply=True)
+            data[key] = _copy_plain(value)
+            return
+        object.__setattr__(self, "_snap", None)
         self._req("setitem", key, value)
-        if data is not None:
-            if self._ch.last_pure and type(key) in wire.PLAIN_KEYS and _is_plain(value) and (
-                    type(data) is dict or (type(key) is int and -len(data) <= key < len(data))):
-                data[key] = _copy_plain(value)
-                object.__setattr__(self, "_snap", (self._ch.epoch, data))
-            else:
-                object.__setattr__(self, "_snap", None)
 
     def __delitem__(self, key) -> None:
         object.__setattr__(self, "_snap", None)
@@ -312,6 +312,9 @@ class Channel:
         self.last_pure = False
         self.attr_cache: dict[tuple[int, str], tuple[int, int, Any]] = {}  # (handle, name) -> (gen, epoch, value)
         self.cache_hits = 0
+        #: plain attributes read recently: the agent sends their values back with every call's reply
+        self.watch: dict[tuple[int, str], int] = {}
+        self.deferred_error: BaseException | None = None  # a write sent without waiting failed
 
     # ------------------------------------------------------------------ connection
     def accept(self, timeout: float) -> None:
@@ -401,7 +404,10 @@ class Channel:
     def op(self, obj: Remote, op: str, args=(), kwargs=None, **fields):
         if obj._gen != self.generation:
             raise RuntimeError(f"this student {obj._type} lived in a kernel that has since been restarted")
-        return self.request(dict(fields, op=op, id=obj._id), args, kwargs)
+        header = dict(fields, op=op, id=obj._id)
+        if op in ("call", "callattr") and self.watch:
+            header["watch"] = [[i, n] for (i, n), g in self.watch.items() if g == self.generation]
+        return self.request(header, args, kwargs)
 
     def getattr(self, obj: Remote, name: str):
         """``obj.name``: from the cache while no student code ran since it was read (plain attributes only)."""
@@ -412,7 +418,24 @@ class Channel:
         value = self.op(obj, "getattr", (), name=name)
         if self.last_pure:
             self.attr_cache[(obj._id, name)] = (obj._gen, self.epoch, _copy_plain(value))
+            self.watch.pop((obj._id, name), None)
+            self.watch[(obj._id, name)] = obj._gen
+            while len(self.watch) > wire.MAX_WATCHED:
+                self.watch.pop(next(iter(self.watch)))
         return value
+
+    def _install_watched(self, items, buffers) -> None:
+        if type(items) is not list:
+            return
+        for item in items:
+            if type(item) is not list or len(item) != 4 or (item[0], item[1]) not in self.watch:
+                continue
+            value = self.codec.decode(item[2], buffers)
+            if isinstance(value, Remote) and value._kind in CONTAINER_METHODS and item[3] is not None:
+                data = self.codec.decode(item[3], buffers)
+                if type(data) is {"dict": dict, "list": list}[value._kind]:
+                    object.__setattr__(value, "_snap", (self.epoch, data))
+            self.attr_cache[(item[0], item[1])] = (self.generation, self.epoch, value)
 
     def isinstance(self, obj, cls: Remote):
         buffers: list = []
@@ -443,6 +466,17 @@ class Channel:
                 header["kwargs"] = self._encode(dict(kwargs), buffers)
         finally:
             self.codec.inout = None
+        if header.get("noreply"):
+            if self.broken:
+                raise GraderAbort(self.broken)
+            if self.sock is None:
+                raise GraderAbort("no connection to the kernel's agent")
+            self.requests += 1
+            try:
+                wire.send_msg(self.sock, header, buffers)
+            except OSError as exc:
+                self._break(f"the connection to the kernel broke: {exc}")
+            return None
         self.scopes.append(inout)
         try:
             return self._exchange(header, buffers)
@@ -502,10 +536,24 @@ class Channel:
             header, buffers = self._recv()
             if header.get("kind") in ("reply", "request"):
                 self._apply_sync(header, buffers)
+            if header.get("kind") == "reply" and header.get("deferred") is True:  # a write sent without waiting
+                self.epoch += 1
+                if "error" in header and self.deferred_error is None:
+                    err = header["error"] if type(header["error"]) is dict else {}
+                    self.deferred_error = wire.rebuild_error(err)
+                continue
             if header.get("kind") == "reply":
                 self.last_pure = header.get("pure") is True and "error" not in header
                 if not self.last_pure:
                     self.epoch += 1
+                if self.deferred_error is not None:
+                    exc, self.deferred_error = self.deferred_error, None
+                    raise exc
+                if "watched" in header:
+                    try:
+                        self._install_watched(header["watched"], buffers)
+                    except (wire.ProtocolError, RecursionError, ValueError, TypeError) as exc:
+                        self._break(f"bad value from the kernel: {exc}")
                 if "error" in header:
                     err = header["error"] if type(header["error"]) is dict else {}
                     if err.get("type") == "KeyboardInterrupt" and self.interrupted():
@@ -576,10 +624,17 @@ class Channel:
             wire.send_msg(self.sock, {"kind": "request", "op": "end"}, [])
             while True:
                 header, buffers = self._recv()
+                if header.get("kind") == "reply" and header.get("deferred") is True and "error" in header:
+                    err = header["error"] if type(header["error"]) is dict else {}
+                    self.deferred_error = self.deferred_error or wire.rebuild_error(err)
                 if header.get("kind") == "reply" and header.get("op") == "end":
                     entered = header.get("entered")
-                    return {"entered": {k: v for k, v in entered.items() if type(k) is str and type(v) is int}
-                            if type(entered) is dict else {}}
+                    out = {"entered": {k: v for k, v in entered.items() if type(k) is str and type(v) is int}
+                           if type(entered) is dict else {}}
+                    if self.deferred_error is not None:
+                        out["error"] = f"{getattr(self.deferred_error, 'remote_type', '')}: {self.deferred_error}"
+                        self.deferred_error = None
+                    return out
                 if header.get("kind") == "request":
                     self._serve_callback(header, buffers)
         except (GraderAbort, OSError) as exc:

@@ -43,6 +43,8 @@ MAX_ITER_ITEMS = 1_000_000
 MAX_MODULE_WRAPS = 400
 #: the contents of a dict/list attribute sent with its handle (the evaluator reads them without a request)
 MAX_SNAPSHOT_BYTES = 8 << 20
+#: attributes whose values come back with each reply (the evaluator's recent plain reads)
+MAX_WATCHED = 32
 #: requests on an exact dict/list with a key of these types run no student code (replies marked pure)
 PURE_CONTAINER_OPS = ("getitem", "setitem", "delitem", "len", "contains", "iter")
 PLAIN_KEYS = (str, int, bool, type(None), float)
@@ -577,11 +579,44 @@ class Agent:
             if changed:
                 header["sync"] = [[io, self.codec.encode(obj, buffers)] for io, obj in changed]
 
-    def _send_value(self, header, value):
+    def _watched(self, watch, buffers):
+        """After a call: the current value of attributes the evaluator read before (plain ones only),
+        so that its next reads need no request. [[handle, name, value, snapshot or None], ...]."""
+        out = []
+        if type(watch) is not list:
+            return out
+        total = 0
+        for item in watch[:MAX_WATCHED]:
+            if type(item) is not list or len(item) != 2 or type(item[1]) is not str:
+                continue
+            obj = self.handles.get(item[0])
+            if obj is None or not plain_attribute(obj, item[1]):
+                continue
+            value = object.__getattribute__(obj, "__dict__")[item[1]]
+            mark = len(buffers)
+            try:
+                if type(value) in (dict, list):
+                    node = self.codec.encode(_Container(value, snap=True), buffers)
+                    snap = self.codec.encode(value, buffers)
+                else:
+                    node, snap = self.codec.encode(value, buffers), None
+            except Exception:
+                del buffers[mark:]
+                continue
+            total += sum(len(b) for b in buffers[mark:])
+            if total > MAX_SNAPSHOT_BYTES:
+                del buffers[mark:]
+                break
+            out.append([item[0], item[1], node, snap])
+        return out
+
+    def _send_value(self, header, value, watch=None):
         buffers: list = []
         try:
             self._sync(header, buffers)
             header["value"] = self.codec.encode(value, buffers)
+            if watch:
+                header["watched"] = self._watched(watch, buffers)
             if self.pure:
                 header["pure"] = True
                 if type(value) is _Container and value.snap:
@@ -648,6 +683,9 @@ class Agent:
             self.scopes.pop()
 
     def _handle_in_scope(self, header, buffers, reply):
+        noreply = header.get("noreply") is True
+        if noreply:
+            reply["deferred"] = True
         try:
             value = self._dispatch(header, buffers)
         except KeyboardInterrupt as exc:
@@ -660,7 +698,9 @@ class Agent:
             reply["error"] = error_node(exc, _student_traceback(exc))
             send_msg(self.sock, reply, [])
             return
-        self._send_value(reply, value)
+        if noreply and self.pure:  # a write the evaluator does not wait for (it only hears of a failure)
+            return
+        self._send_value(reply, value, header.get("watch"))
 
     def _dispatch(self, h, buffers):
         self.pure = False

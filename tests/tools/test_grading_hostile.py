@@ -353,6 +353,18 @@ ATTACKS = {
 }
 
 
+PRINT_CALLER = """    import inspect, linecache, sys, traceback
+    for _fr in inspect.stack(context=40):
+        print("FRAME", _fr.filename, "".join(_fr.code_context or []))
+    traceback.print_stack()
+    _f = sys._getframe()
+    while _f is not None:
+        print("GLOBALS", sorted(k for k in _f.f_globals if not k.startswith("__"))[:50])
+        _f = _f.f_back
+    print("CACHE", [(k, "".join(v[2])[:3000]) for k, v in list(linecache.cache.items())[:200]])
+"""
+
+
 def attack_submission(sol, code: str):
     nb = copy.deepcopy(sol)
     _cell(nb, "sigmoid").source = code
@@ -425,6 +437,16 @@ def build_cases(sol, release, course: Path, port: int, marker: str) -> dict:
     cases["hostile-hijack-kernel"] = (insert_after(wrong_sigmoid(s()), "sigmoid", HIJACK), scores(**POINTS))
     for student, code in ATTACKS.items():
         cases[student] = (attack_submission(sol, code), scores(sigmoid_tests=1))
+    # section 4: folders and names
+    cases["no-submission"] = (None, scores(**POINTS))  # an empty folder: a row, a report, 0 points
+    cases["broken-deep-json"] = (('{"cells": [' + "[" * 100_000 + "]" * 100_000 + '], "nbformat": 4}').encode(),
+                                 scores(**POINTS))
+    cases["broken-folder-notebook"] = (("dir", NB), scores(**POINTS))  # a folder named like the notebook
+    cases["summary"] = (s(), scores())  # a student named like a run file keeps their own report
+    # a student's function that prints every frame and source it can reach during the hidden tests
+    cases["hostile-print-caller"] = (edit(s(), "sigmoid", '    """Derivative of the sigmoid at x, elementwise."""\n',
+                                          '    """Derivative of the sigmoid at x, elementwise."""\n' + PRINT_CALLER),
+                                     scores())
     if SANDBOXED:  # unsandboxed, this notebook would really write into the repository and /tmp
         cases["hostile-escape"] = (insert_after(s(), "sigmoid", escape_code(course, port, marker)), scores())
     return cases
@@ -433,7 +455,12 @@ def build_cases(sol, release, course: Path, port: int, marker: str) -> dict:
 def submit(course: Path, student: str, content) -> None:
     folder = course / "grading" / "submitted" / student / NAME
     folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
+    if content is None:
+        return
+    if isinstance(content, tuple) and content[0] == "dir":
+        (folder / content[1]).mkdir()
+        (folder / content[1] / "x.txt").write_text("not a notebook")
+    elif isinstance(content, bytes):
         (folder / NB).write_bytes(content)
     elif isinstance(content, tuple):
         nbformat.write(content[1], folder / content[0])
@@ -538,7 +565,8 @@ def test_run_completed_for_every_submission(run):
     "broken-json", "broken-nbformat",
     "broken-renamed", "hostile-loops", "hostile-crash", "hostile-bombs", "hostile-flood", "hostile-sanitise",
     "hostile-edited-tests", "hostile-python-tamper", "hostile-ipython-tamper", "hostile-patch-during-test",
-    "hostile-hijack-kernel", "hostile-escape", *ATTACKS])
+    "hostile-hijack-kernel", "hostile-escape", "no-submission", "broken-deep-json", "broken-folder-notebook",
+    "summary", "hostile-print-caller", *ATTACKS])
 def test_each_test_cell_scores_what_the_honest_part_deserves(run, student):
     if student not in run["cases"]:
         pytest.skip(f"{student} needs a sandbox that hides the course")
@@ -561,8 +589,13 @@ def test_gradebook_holds_exactly_the_reports(run):
 
 
 def test_broken_notebooks_are_not_graded_with_a_clear_reason(run):
-    reasons = {s: _nb_report(run, s)["reason"] for s in ("broken-json", "broken-nbformat", "broken-renamed")}
+    reasons = {s: _nb_report(run, s)["reason"] for s in ("broken-json", "broken-nbformat", "broken-renamed",
+                                                          "no-submission", "broken-deep-json",
+                                                          "broken-folder-notebook")}
     assert reasons["broken-json"].startswith("invalid-json:") and "line 1" in reasons["broken-json"]
+    assert reasons["no-submission"].startswith("no-submission:") and "empty" in reasons["no-submission"]
+    assert reasons["broken-deep-json"].startswith("invalid-json:") and "nested more than" in reasons["broken-deep-json"]
+    assert reasons["broken-folder-notebook"].startswith("not-a-file:")
     assert reasons["broken-nbformat"].startswith("wrong-nbformat:") and "nbformat 3" in reasons["broken-nbformat"]
     assert reasons["broken-renamed"].startswith("missing-notebook:") and "renamed.ipynb" in reasons["broken-renamed"]
     for s in reasons:
@@ -683,6 +716,14 @@ def test_no_escape_from_the_sandbox(run):
 # feedback, CSV, plot
 
 
+def test_student_code_cannot_read_the_tests_that_call_it(run):
+    """The tests run in the evaluator: frames, globals and linecache of the kernel hold no test source."""
+    text = _graded_text(run, "hostile-print-caller")
+    assert "FRAME" in text and "CACHE" in text
+    hidden = [ln for ln, kind in secret_lines(run["sol"]).items() if kind == "hidden test"]
+    assert hidden and not [ln for ln in hidden if ln in text]
+
+
 def test_feedback_shows_hidden_failures_without_their_code(run):
     course = run["course"]
     page = (course / "grading" / "feedback" / "honest-hidden-fail" / NAME / f"{NAME}.html").read_text()
@@ -711,6 +752,10 @@ def test_grades_csv_and_distribution_plot(run):
         s: sum(exp.values()) for s, (_, exp) in run["cases"].items()}
     for student in run["cases"]:
         assert (reports / f"{student}.txt").exists() and (reports / f"{student}.html").exists()
+    # the run's summary is its own file: the student "summary" has a report of their own
+    assert "summary" in (reports / "_summary.txt").read_text() and "01-neural-networks" in (reports / "_summary.txt").read_text()
+    assert json.loads((reports / "summary.json").read_text())["student"] == "summary"
+    assert float(rows["no-submission"]["score"]) == 0.0 and float(rows["broken-deep-json"]["score"]) == 0.0
 
 
 # ------------------------------------------------------------------------------------------

@@ -163,7 +163,7 @@ def run(smoke: bool) -> BenchmarkReport:
                         f"{os.getloadavg()[0]:.1f} at the end)")
     report.notes.append("per submission the grader starts a worker process (the trusted evaluator) and a kernel "
                         "in the sandbox; test cells run in the evaluator and reach the student's code through "
-                        "proxies (one socket round trip per call, attribute access or item access)")
+                        "proxies (one socket round trip per call; plain attribute and dict/list reads are served from the evaluator's copy while no student code ran, plain writes are not waited for)")
     return report
 
 

@@ -123,3 +123,54 @@ def test_whole_submission_is_hashed_past_the_size_cap(tmp_path):
 
 def test_repo_root_is_not_touched():
     assert not (REPO_ROOT / "grading" / "submitted" / "dave_x").exists()
+
+
+class _FakeSession:
+    def __init__(self):
+        self.up = False
+        self.shutdowns = 0
+        self.peak_rss = 0
+
+    def alive(self):
+        return self.up
+
+    def shutdown(self):
+        self.shutdowns += 1
+        self.up = False
+
+
+def _runner(fail_times: int):
+    """A NotebookRunner whose kernel start fails ``fail_times`` times (no real kernel)."""
+    import types
+
+    r = object.__new__(ag.NotebookRunner)
+    r.session, r.channel = _FakeSession(), None
+    r.report = ag.NotebookReport("x.ipynb", "graded")
+    r.nb = nbformat.v4.new_notebook()
+    r.reported, r.deadline = set(), 1e18
+    r.evaluator = types.SimpleNamespace(events=[])
+    calls = {"n": 0, "ran": False}
+
+    def start():
+        calls["n"] += 1
+        if calls["n"] <= fail_times:
+            raise ag.KernelStartError(f"no kernel (try {calls['n']})")
+        r.session.up = True
+        r.channel = types.SimpleNamespace(sock=object(), requests=0, cache_hits=0, close=lambda: None)
+
+    r.start_kernel = start
+    r._run_cells = lambda: calls.__setitem__("ran", True)
+    r._check_rule_wrappers = lambda: None
+    return r, calls
+
+
+def test_kernel_start_failures_are_retried(monkeypatch):
+    monkeypatch.setattr(ag.time, "sleep", lambda s: None)
+    r, calls = _runner(fail_times=2)
+    r.run()
+    assert calls == {"n": 3, "ran": True} and not r.start_failed
+    assert sum("retrying" in e for e in r.report.events) == 2
+    r, calls = _runner(fail_times=99)
+    r.run()
+    assert calls["n"] == ag.KERNEL_START_ATTEMPTS and not calls["ran"] and r.start_failed
+    assert r.report.status == "not-graded" and r.report.reason.startswith("kernel start failed: no kernel")

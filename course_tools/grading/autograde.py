@@ -643,7 +643,8 @@ class NotebookRunner:
         from course_tools.grading import wire
 
         args = {"stage": str(self.session.stage), "work": str(self.session.workdir), "socket_path": str(sock_path),
-                "key": self.agent_key, "holder": self.holder, "forbidden": list(self.forbidden), "token": token}
+                "key": self.agent_key, "holder": self.holder, "forbidden": list(self.forbidden), "token": token,
+                "lib_paths": sorted({str(p.parent) for p in sb._package_paths()})}
         code = ("def _grader_boot(src, args):\n"
                 "    import types\n"
                 "    m = types.ModuleType('_grader_wire')\n"

@@ -430,6 +430,16 @@ class Channel:
         for item in items:
             if type(item) is not list or len(item) != 4 or (item[0], item[1]) not in self.watch:
                 continue
+            if item[2] == "same":  # unchanged since we last received it: what we hold is current again
+                hit = self.attr_cache.get((item[0], item[1]))
+                if hit is not None and hit[0] == self.generation:
+                    value = hit[2]
+                    if isinstance(value, Remote) and value._snap is not None:
+                        object.__setattr__(value, "_snap", (self.epoch, value._snap[1]))
+                    elif isinstance(value, Remote) and value._kind in CONTAINER_METHODS:
+                        continue  # its snapshot was dropped: keep it stale
+                    self.attr_cache[(item[0], item[1])] = (self.generation, self.epoch, value)
+                continue
             value = self.codec.decode(item[2], buffers)
             if isinstance(value, Remote) and value._kind in CONTAINER_METHODS and item[3] is not None:
                 data = self.codec.decode(item[3], buffers)

@@ -343,10 +343,14 @@ def affected_tests(test_cells: dict[str, str], student_cells: list[tuple[str, st
             continue
         binds[name] = binds.get(name, set()) | stored_names(tree)
         loads[name] = loads.get(name, set()) | loaded_names(tree)
+    def relevant(n: str) -> bool:  # `import numpy as np` in a violating cell does not taint every use of np
+        return n in answer_names or n not in judge_names
+
     tainted: dict[str, set[str]] = {}  # bound name -> violating cells behind it
     for cell in violating:
         for n in binds.get(cell, ()):
-            tainted.setdefault(n, set()).add(cell)
+            if relevant(n):
+                tainted.setdefault(n, set()).add(cell)
     changed = True
     while changed:
         changed = False
@@ -355,7 +359,7 @@ def affected_tests(test_cells: dict[str, str], student_cells: list[tuple[str, st
             if not via:
                 continue
             for n in binds.get(cell, ()):
-                if not via <= tainted.get(n, set()):
+                if relevant(n) and not via <= tainted.get(n, set()):
                     tainted.setdefault(n, set()).update(via)
                     changed = True
     out: dict[str, set[str]] = {}
@@ -363,7 +367,7 @@ def affected_tests(test_cells: dict[str, str], student_cells: list[tuple[str, st
         tree = _parse(src)
         if tree is None:
             continue
-        used = {n for n in loaded_names(tree) if n in answer_names or n not in judge_names}
+        used = {n for n in loaded_names(tree) if relevant(n)}
         via = set()
         for n in used & tainted.keys():
             via |= tainted[n]

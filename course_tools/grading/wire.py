@@ -532,6 +532,7 @@ class Agent:
         self.rule_wrappers: list = []
         self.ns = None
         self.pure = False  # the request being served ran no student code (the evaluator may cache)
+        self.watch_sent: dict = {}  # (handle, name) -> fingerprint of the value last sent for a watched attribute
         send_msg(self.sock, {"op": "hello", "key": key}, [])
 
     # refs of kernel objects
@@ -579,6 +580,11 @@ class Agent:
             if changed:
                 header["sync"] = [[io, self.codec.encode(obj, buffers)] for io, obj in changed]
 
+    def _forget(self, container) -> None:
+        """The evaluator changed its copy of ``container`` too: never answer "same" against the old one."""
+        for k in [k for k, fp in self.watch_sent.items() if fp and len(fp) > 1 and fp[1] == id(container)]:
+            del self.watch_sent[k]
+
     def _watched(self, watch, buffers):
         """After a call: the current value of attributes the evaluator read before (plain ones only),
         so that its next reads need no request. [[handle, name, value, snapshot or None], ...]."""
@@ -593,6 +599,12 @@ class Agent:
             if obj is None or not plain_attribute(obj, item[1]):
                 continue
             value = object.__getattribute__(obj, "__dict__")[item[1]]
+            key = (item[0], item[1])
+            fp = fingerprint(value)
+            if fp is not None and self.watch_sent.get(key) == fp:
+                out.append([item[0], item[1], "same", None])  # unchanged since the evaluator last got it
+                continue
+            self.watch_sent[key] = fp
             mark = len(buffers)
             try:
                 if type(value) in (dict, list):
@@ -734,6 +746,8 @@ class Agent:
                 plain = plain_attribute(obj, h["name"])
                 value = getattr(obj, h["name"])
                 self.pure = plain
+                if plain:
+                    self.watch_sent[(h.get("id"), h["name"])] = fingerprint(value)
                 if type(value) in (dict, list):  # mutable containers stay in the kernel: mutations reach the object
                     return _Container(value, snap=plain)
                 return value
@@ -741,6 +755,7 @@ class Agent:
                 self.pure = True  # a plain dict/list read or written with a plain key runs no student code
             if op == "setattr":
                 setattr(obj, h["name"], args[0])
+                self.watch_sent.pop((h.get("id"), h["name"]), None)
                 return None
             if op == "delattr":
                 delattr(obj, h["name"])
@@ -749,8 +764,10 @@ class Agent:
                 return obj[args[0]]
             if op == "setitem":
                 obj[args[0]] = args[1]
+                self._forget(obj)
                 return None
             if op == "delitem":
+                self._forget(obj)
                 del obj[args[0]]
                 return None
             if op == "len":
@@ -825,8 +842,13 @@ class Agent:
             if obj is None:
                 continue
             if isinstance(obj, types.ModuleType):
+                # the module's own functions (and builtins of its parent packages, like torch.conv2d in
+                # torch.nn.functional); not helpers it imports from elsewhere (has_torch_function)
+                own = obj.__name__
                 funcs = [(k, v) for k, v in list(vars(obj).items()) if not k.startswith("_")
-                         and isinstance(v, (types.FunctionType, types.BuiltinFunctionType))]
+                         and isinstance(v, (types.FunctionType, types.BuiltinFunctionType))
+                         and (getattr(v, "__module__", None) in (None, own)
+                              or own.startswith(str(getattr(v, "__module__", "")) + "."))]
                 if len(funcs) <= MAX_MODULE_WRAPS:
                     targets += [(obj, k, v, f"{dotted}.{k}") for k, v in funcs]
             elif isinstance(obj, type):
@@ -836,7 +858,11 @@ class Agent:
             elif owner is not None and callable(obj):
                 targets.append((owner, attr, obj, dotted))
         wrapped = []
+        seen = set()
         for owner, attr, fn, dotted in targets:
+            if (id(owner), attr) in seen:  # e.g. course_lib.conv.pad2d: an answer inside a forbidden module
+                continue
+            seen.add((id(owner), attr))
             w = _rule_wrapper(self, fn, dotted)
             try:
                 if isinstance(owner, type):
@@ -871,6 +897,37 @@ def _rule_wrapper(agent, fn, name):
             agent.entered[name] = agent.entered.get(name, 0) + 1
         return fn(*a, **k)
     return wrapper
+
+
+def fingerprint(value, depth: int = 0):
+    """A cheap summary that changes when ``value`` changes (identity and contents of dicts and lists,
+    a hash of array and tensor bytes); None for what it cannot summarise."""
+    import hashlib
+
+    t = type(value)
+    if value is None or t in (bool, int, float, str, complex, bytes):
+        return (t.__name__, value)
+    if depth > 4:
+        return None
+    if t is dict or t is list:
+        items = list(dict.items(value)) if t is dict else list(enumerate(value))
+        parts = []
+        for k, v in items:
+            f = fingerprint(v, depth + 1)
+            if f is None:
+                return None
+            parts.append((k, f))
+        return (t.__name__, id(value), tuple(parts))
+    np, torch = _np(), _torch()
+    if np is not None and t is np.ndarray and value.dtype.name in NUMERIC_DTYPES:
+        a = np.ascontiguousarray(value)
+        return ("nd", id(value), a.dtype.name, a.shape, hashlib.blake2b(memoryview(a).cast("B"), digest_size=16).digest())
+    if torch is not None and t is torch.Tensor and value.device.type == "cpu" and value.dtype != torch.bfloat16:
+        with torch._C.DisableTorchFunction():
+            a = value.detach().contiguous().numpy()
+        return ("pt", id(value), str(value.dtype), tuple(value.shape), bool(value.requires_grad),
+                hashlib.blake2b(memoryview(a).cast("B"), digest_size=16).digest())
+    return ("o", id(value))
 
 
 class _Container:
@@ -956,7 +1013,7 @@ def _student_traceback(exc: BaseException) -> str:
 
 
 def bootstrap(ip, *, stage: str, work: str, socket_path: str, key: str, holder: str, forbidden: list,
-              token: str) -> None:
+              token: str, lib_paths: list = ()) -> None:
     """Run inside the kernel before any student code: stage the files, connect the agent, wrap the
     forbidden callables (the rules' dynamic check), and print ``token`` when all went well."""
     import os
@@ -973,7 +1030,11 @@ def bootstrap(ip, *, stage: str, work: str, socket_path: str, key: str, holder: 
                 except OSError:
                     pass
     os.chdir(work)
-    sys.path[:] = [p for p in sys.path if p not in ("", ".", work, os.getcwd())] + [work]
+    # the course_lib the grader bound into the sandbox comes first (an editable install may point elsewhere)
+    sys.path[:] = [str(p) for p in lib_paths] + [p for p in sys.path if p not in ("", ".", work, os.getcwd())
+                                                 and p not in lib_paths] + [work]
+    for name in [m for m in sys.modules if m == "course_lib" or m.startswith("course_lib.")]:
+        del sys.modules[name]
     agent = Agent(socket_path, key)
     agent.ns = ip.user_ns
     agent.wrapped = agent.install_rule_wrappers(forbidden) if forbidden else []

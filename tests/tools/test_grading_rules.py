@@ -123,11 +123,16 @@ def test_validate_hook_reports_violations(tmp_path):
 
 NAME = "03-convolutions"
 NB = f"{NAME}.ipynb"
-FCONV = ("def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1):\n"
+_CHECKS = ("    if x.shape[1] != w.shape[1]:\n"
+           "        raise ValueError(f'x has {x.shape[1]} channels but w expects {w.shape[1]}')\n"
+           "    kh, kw = dilation * (w.shape[2] - 1) + 1, dilation * (w.shape[3] - 1) + 1\n"
+           "    if kh > x.shape[2] + 2 * padding or kw > x.shape[3] + 2 * padding:\n"
+           "        raise ValueError('the dilated kernel does not fit the padded input')\n")
+FCONV = ("def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1):\n" + _CHECKS +
          "    return F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation)\n")
 IMPORTED = "from course_lib.conv import max_pool2d, max_pool2d_backward\n"
 HIDDEN_NAME = ("import importlib\n_f = importlib.import_module(''.join(reversed('lanoitcnuf.nn.hcrot')))\n\n\n"
-               "def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1):\n"
+               "def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1):\n" + _CHECKS +
                "    return _f.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation)\n")
 CFG = ag.GradeConfig(cell_timeout=60, notebook_timeout=300, smoke=True, limits=sb.Limits(address_space=3 * 2**30))
 try:

@@ -240,7 +240,8 @@ def assemble(source_nb, student_nb) -> tuple[Any, list[str]]:
             if role in ("test", "locked"):
                 if st is None:
                     changes.append(f"{role} cell {name} was deleted (restored from the source)")
-                elif _src(st).strip() != _src(scell).strip() or st.get("cell_type") != scell.cell_type:
+                elif st.get("cell_type") != scell.cell_type or _as_released(_src(st)) not in (
+                        _as_released(_src(scell)), _normalised(_src(scell))):
                     changes.append(f"{role} cell {name} was edited (restored from the source)")
         elif role in ("answer", "manual"):
             if st is None:
@@ -298,6 +299,25 @@ def split_hidden(source: str) -> list[tuple[str, bool]]:
     except SyntaxError:
         return [(source, True)]
     return parts or [(source, False)]
+
+
+def _normalised(source: str) -> str:
+    return "\n".join(ln.rstrip() for ln in source.splitlines() if ln.strip())
+
+
+def _as_released(source: str) -> str:
+    """A test cell as nbgrader releases it (hidden tests and their markers removed), whitespace-normalised:
+    an untouched release is not "edited"."""
+    out, hidden = [], False
+    for line in source.splitlines():
+        s = line.strip()
+        if s.startswith(HIDDEN_BEGIN):
+            hidden = True
+        elif s.startswith(HIDDEN_END):
+            hidden = False
+        elif not hidden:
+            out.append(line)
+    return _normalised("\n".join(out))
 
 
 def redact_source(source: str) -> str:

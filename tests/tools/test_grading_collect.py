@@ -6,6 +6,7 @@ deep or huge JSON and folders named like notebooks are "not graded" with a reaso
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -174,3 +175,19 @@ def test_kernel_start_failures_are_retried(monkeypatch):
     r.run()
     assert calls["n"] == ag.KERNEL_START_ATTEMPTS and not calls["ran"] and r.start_failed
     assert r.report.status == "not-graded" and r.report.reason.startswith("kernel start failed: no kernel")
+
+
+@pytest.mark.parametrize("name", ["01-neural-networks", "02-backpropagation", "03-convolutions",
+                                  "04-optimization-regularization"])
+def test_an_untouched_release_is_not_reported_as_edited(name):
+    """The release lacks the hidden tests: that is not an edit of the test cells."""
+    from course_tools.notebooks.convert import read_source
+
+    src = read_source(REPO_ROOT / "solutions" / name / f"{name}.py", strip_jupytext=True)
+    release = nbformat.read(REPO_ROOT / "assignments" / name / f"{name}.ipynb", as_version=4)
+    assert ag.assemble(src, release)[1] == []
+    edited = copy.deepcopy(release)
+    test = next(c for c in edited.cells if c.metadata.get("nbgrader", {}).get("grade") and not
+                c.metadata["nbgrader"].get("solution"))
+    test.source = "pass"
+    assert any("was edited" in ch for ch in ag.assemble(src, edited)[1])

@@ -161,8 +161,9 @@ def run(smoke: bool) -> BenchmarkReport:
     report.notes.append(f"isolation: {iso.describe()}")
     report.notes.append(f"machine cores: {os.cpu_count()} (shared with other jobs while measuring: load average "
                         f"{os.getloadavg()[0]:.1f} at the end)")
-    report.notes.append("per submission the grader starts a worker process and a kernel in the sandbox, runs a "
-                        "prelude (imports + snapshot), and before each test part a restore and a canary request")
+    report.notes.append("per submission the grader starts a worker process (the trusted evaluator) and a kernel "
+                        "in the sandbox; test cells run in the evaluator and reach the student's code through "
+                        "proxies (one socket round trip per call; plain attribute and dict/list reads are served from the evaluator's copy while no student code ran, plain writes are not waited for)")
     return report
 
 

@@ -24,16 +24,12 @@ capped, memory/CPU/process/file limits from the sandbox. A kernel death, kill or
 restarts the kernel and replays the cells that ran before, so the rest of the notebook is still
 graded.
 
-*Inside the kernel* a grader prelude, run before any student code, snapshots the trusted modules
-(those the source imports, their testing helpers, ``course_lib``), the builtins, the classes and
-hooks of IPython and ipykernel, and the helper names the source binds. Before every test cell a
-grader request restores all of them (and reports what it had to restore), a canary request checks
-that a failing statement is still reported as an error, and the test cell (split into its visible
-and hidden parts) ends with a grader line that checks nothing trusted changed during the test and
-prints a per-request random token. A test part passes only when the kernel's reply says ``ok``, no
-error was published and the token was printed; stderr output does not matter. This is hardening,
-not proof: student code shares the Python process with the tests (see the module notes in
-``DESIGN.md``); what the static scan flags is listed in the report for a human to look at.
+*Test cells* run in this worker, the trusted evaluator (:mod:`course_tools.grading.evaluator`),
+never in the kernel: a prelude (:func:`course_tools.grading.wire.bootstrap`) connects an agent in
+the kernel to the worker over a Unix socket; during each test part the agent serves the
+evaluator's calls of the student's functions and methods and sends back plain data only. A part
+passes exactly when it ran to its end in the evaluator and the exchange never broke. What the
+static scan flags is listed in the report for a human to look at.
 """
 
 from __future__ import annotations
@@ -62,62 +58,39 @@ from pathlib import Path
 from typing import Any
 
 from course_tools.grading import sandbox as sb
+from course_tools.grading.config import (  # noqa: E402 - re-exported for callers of this module
+    AGENT_READY_TIMEOUT_S,
+    AUTOGRADED_DIR,
+    GRADER_VERSION,
+    HIDDEN_BEGIN,
+    HIDDEN_END,
+    HIDDEN_FAILED,
+    KERNEL_ENV_VARS,
+    KERNEL_START_ATTEMPTS,
+    MAX_JSON_DEPTH,
+    MAX_LOG_TAIL_CHARS,
+    MAX_NOTEBOOK_BYTES,
+    MAX_SUBMISSION_BYTES,
+    REDACTED_DIR,
+    REPORTS_DIR,
+    RESERVED_STUDENT_IDS,
+    RULE_OVERRIDES,
+    STUDENT_ID_RE,
+    STUDENT_ID_RULE,
+    SUBMITTED_DIR,
+    GradeConfig,
+    config_from_dict,
+)
+from course_tools.grading.evaluator import Channel, Evaluator, GraderAbort  # noqa: E402
+from course_tools.grading.kernel import ExecResult, KernelSession, KernelStartError  # noqa: E402
+from course_tools.grading.rules import load_overrides  # noqa: E402
 from course_tools.layout import (
-    CACHE_ENV_VAR,
     GPU_ENV_VAR,
-    GRADING,
-    MIRROR_ENV_VAR,
-    NBGRADER_EXECUTION_ENV_VAR,
-    OFFLINE_ENV_VAR,
     REPO_ROOT,
     SMOKE_ENV_VAR,
     SOLUTIONS,
     CourseLayout,
 )
-
-GRADER_VERSION = "robust-1"
-#: the environment variables passed on to a student kernel (nothing else of the grader's environment is)
-KERNEL_ENV_VARS = (GPU_ENV_VAR, SMOKE_ENV_VAR, CACHE_ENV_VAR, MIRROR_ENV_VAR)
-REPORTS_DIR = Path(GRADING) / "reports"
-REDACTED_DIR = Path(GRADING) / "redacted"
-SUBMITTED_DIR = Path(GRADING) / "submitted"
-AUTOGRADED_DIR = Path(GRADING) / "autograded"
-HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-HIDDEN_FAILED = "hidden test failed"
-MAX_SUBMISSION_BYTES = 50 << 20
-#: seconds between sweeps when killing a kernel's leftover children
-KILL_POLL_INTERVAL_S = 0.05
-#: after a cell's execute_reply, how long to wait for the kernel's "idle" status before moving on
-IDLE_AFTER_REPLY_TIMEOUT_S = 2.0
-#: lines of a kernel traceback kept in a report, and characters of a worker's crash log
-MAX_TRACEBACK_LINES = 60
-MAX_LOG_TAIL_CHARS = 4000
-EXTRA_TRUSTED_MODULES = ("numpy.testing", "numpy.linalg", "torch.testing", "torch.nn", "torch.nn.functional",
-                         "torch.autograd", "torch.linalg", "course_lib.testing")
-
-
-@dataclass(frozen=True)
-class GradeConfig:
-    """Limits and switches of one autograding run (all part of the submissions' cache key)."""
-
-    cell_timeout: float = 120.0  # seconds per cell (a test cell: per visible/hidden part)
-    notebook_timeout: float = 900.0  # seconds per notebook, restarts and replays included
-    startup_timeout: float = 120.0  # kernel start + grader prelude
-    interrupt_grace: float = 5.0  # after SIGINT, seconds before the kernel is killed
-    max_restarts: int = 3  # kernel restarts per notebook
-    output_cap: int = 100_000  # characters of output kept per cell in the graded notebook
-    output_hard_cap: int = 20_000_000  # characters per cell after which a running cell is interrupted
-    limits: sb.Limits = field(default_factory=sb.Limits)
-    smoke: bool | None = None  # COURSE_SMOKE for the kernels (None: inherit the environment)
-
-    def key(self) -> dict:
-        """Everything that can change a grade, with numbers as floats (6 and 6.0 are the same limit)."""
-        def norm(v):
-            if isinstance(v, dict):
-                return {k: norm(x) for k, x in v.items()}
-            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
-        return norm(asdict(self))
-
 
 # =============================================================================================
 # notebooks: loading, checking, assembling from the source
@@ -134,16 +107,29 @@ def load_student_notebook(path: Path) -> tuple[Any, Problem | None]:
     import nbformat
 
     try:
+        if path.is_symlink() or not path.is_file():
+            return None, Problem("not-a-file", f"{path.name} is not a regular file (a folder or a link); "
+                                               "submit the notebook itself")
+        size = path.stat().st_size
+        if size > MAX_NOTEBOOK_BYTES:
+            return None, Problem("too-large", f"{path.name} is {size / 2**20:.0f} MB; the limit is "
+                                              f"{MAX_NOTEBOOK_BYTES / 2**20:.0f} MB (clear large outputs and save again)")
         raw = path.read_bytes()
     except OSError as exc:
         return None, Problem("unreadable", f"{path.name}: cannot read: {exc}")
+    too_deep = Problem("invalid-json", f"{path.name} is JSON nested more than {MAX_JSON_DEPTH} levels deep "
+                                       "(a notebook needs fewer than 20): not a notebook Jupyter saved")
     try:
         data = json.loads(raw.decode("utf-8", errors="strict"))
+    except RecursionError:
+        return None, too_deep
     except UnicodeDecodeError as exc:
         return None, Problem("invalid-json", f"{path.name} is not UTF-8 text: {exc}")
     except json.JSONDecodeError as exc:
         return None, Problem("invalid-json", f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}, "
                                              f"column {exc.colno}")
+    if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return None, too_deep
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         return None, Problem("wrong-nbformat", f"{path.name} is JSON but not a notebook (no 'cells')")
     major = data.get("nbformat")
@@ -157,6 +143,20 @@ def load_student_notebook(path: Path) -> tuple[Any, Problem | None]:
         message = getattr(exc, "message", str(exc))
         return None, Problem("wrong-nbformat", f"{path.name} is not a valid nbformat 4 notebook: {str(message)[:300]}")
     return nb, None
+
+
+def json_depth(data, limit: int) -> int:
+    """The nesting depth of parsed JSON (iterative; stops counting past ``limit``)."""
+    best, stack = 0, [(data, 1)]
+    while stack:
+        obj, d = stack.pop()
+        if isinstance(obj, (dict, list)):
+            if d > best:
+                best = d
+                if best > limit:
+                    return best
+            stack.extend((v, d + 1) for v in (obj.values() if isinstance(obj, dict) else obj))
+    return best
 
 
 def _nbg(cell) -> dict:
@@ -240,7 +240,8 @@ def assemble(source_nb, student_nb) -> tuple[Any, list[str]]:
             if role in ("test", "locked"):
                 if st is None:
                     changes.append(f"{role} cell {name} was deleted (restored from the source)")
-                elif _src(st).strip() != _src(scell).strip() or st.get("cell_type") != scell.cell_type:
+                elif st.get("cell_type") != scell.cell_type or _as_released(_src(st)) not in (
+                        _as_released(_src(scell)), _normalised(_src(scell))):
                     changes.append(f"{role} cell {name} was edited (restored from the source)")
         elif role in ("answer", "manual"):
             if st is None:
@@ -298,6 +299,25 @@ def split_hidden(source: str) -> list[tuple[str, bool]]:
     except SyntaxError:
         return [(source, True)]
     return parts or [(source, False)]
+
+
+def _normalised(source: str) -> str:
+    return "\n".join(ln.rstrip() for ln in source.splitlines() if ln.strip())
+
+
+def _as_released(source: str) -> str:
+    """A test cell as nbgrader releases it (hidden tests and their markers removed), whitespace-normalised:
+    an untouched release is not "edited"."""
+    out, hidden = [], False
+    for line in source.splitlines():
+        s = line.strip()
+        if s.startswith(HIDDEN_BEGIN):
+            hidden = True
+        elif s.startswith(HIDDEN_END):
+            hidden = False
+        elif not hidden:
+            out.append(line)
+    return _normalised("\n".join(out))
 
 
 def redact_source(source: str) -> str:
@@ -526,647 +546,6 @@ def names_defined(code: str) -> list[str]:
 
 
 # =============================================================================================
-# the code the grader runs inside the kernel
-
-GUARD_SOURCE = r'''
-import builtins as _builtins, json as _json, os as _os, signal as _signal, sys as _sys
-import threading as _threading, types as _types
-
-_MISSING = object()
-_VOLATILE = {"__warningregistry__", "__slotnames__", "_abc_impl", "__abstractmethods__", "__annotations__",
-             "__dict__", "__weakref__", "__doc__", "__parameters__", "__orig_bases__", "__module__",
-             "__qualname__", "__firstlineno__", "__static_attributes__", "_is_protocol", "__cached__",
-             "__file__", "__path__", "__spec__", "__loader__", "__package__", "__name__", "__builtins__",
-             "__all__", "__protocol_attrs__", "__non_callable_proto_members__"}
-_VOLATILE_ATTRS = {"torch.Storage"}  # changed by torch.set_default_dtype
-_ALLOWED_EVENT_MODULES = ("matplotlib", "matplotlib_inline", "IPython", "ipykernel", "ipywidgets", "comm")
-
-
-def _same(a, b):
-    if a is b:
-        return True
-    if isinstance(a, _types.MethodType) and isinstance(b, _types.MethodType):
-        return a.__func__ is b.__func__ and a.__self__ is b.__self__
-    return False
-
-
-class Guard:
-    def __init__(self, module_names, bindings, trusted_prefixes):
-        ip = get_ipython()
-        self.ip, self.kernel = ip, getattr(ip, "kernel", None)
-        self.stdout = _sys.stdout
-        self.prefixes = tuple(trusted_prefixes)
-        self.modules = {}
-        for name in module_names:
-            mod = _sys.modules.get(name)
-            # sys and builtins change legitimately (sys.last_value, ...); they get their own checks
-            if isinstance(mod, _types.ModuleType) and name not in ("sys", "builtins"):
-                self.modules[name] = mod
-        self.module_dicts = {n: dict(vars(m)) for n, m in self.modules.items()}
-        self.functions, self.classes = {}, {}
-        for d in self.module_dicts.values():
-            for v in d.values():
-                self._remember(v)
-        self.builtins = dict(vars(_builtins))
-        objs = [ip, self.kernel, getattr(self.kernel, "session", None), ip.displayhook, ip.display_pub,
-                ip.InteractiveTB, ip.SyntaxTB, ip.input_transformer_manager, ip.events, ip.compile]
-        self.objs = [o for o in objs if o is not None]
-        for o in self.objs:
-            for cls in type(o).__mro__[:-1]:
-                self._remember_class(cls)
-        self.instance = [(o, {k: v for k, v in vars(o).items() if callable(v)}) for o in self.objs if hasattr(o, "__dict__")]
-        itm = ip.input_transformer_manager
-        self.lists = [(ip, "input_transformers_post"), (ip, "ast_transformers"), (itm, "cleanup_transforms"),
-                      (itm, "line_transforms"), (itm, "token_transformers")]
-        self.lists = [(o, a, getattr(o, a), list(getattr(o, a))) for o, a in self.lists if hasattr(o, a)]
-        self.events = {k: list(v) for k, v in ip.events.callbacks.items()}
-        self.handlers = []
-        for attr in ("shell_handlers", "control_handlers"):
-            d = getattr(self.kernel, attr, None)
-            if isinstance(d, dict):
-                self.handlers.append((attr, d, dict(d)))
-        self.sys_attrs = {n: getattr(_sys, n) for n in ("displayhook", "stdout", "stderr", "breakpointhook",
-                                                        "unraisablehook") if hasattr(_sys, n)}
-        self.custom_exceptions = ip.custom_exceptions
-        self.sigint = _signal.getsignal(_signal.SIGINT)
-        self.bindings = dict(bindings)
-
-    def _remember(self, v):
-        if isinstance(v, _types.FunctionType):
-            self.functions[id(v)] = (v, v.__code__, v.__defaults__, v.__kwdefaults__)
-        elif isinstance(v, type) and (getattr(v, "__module__", "") or "").startswith(self.prefixes):
-            self._remember_class(v)
-
-    def _remember_class(self, cls):
-        if id(cls) in self.classes or cls.__flags__ & (1 << 8):  # Py_TPFLAGS_IMMUTABLETYPE
-            return
-        snap = dict(vars(cls))
-        self.classes[id(cls)] = (cls, snap)
-        for v in snap.values():
-            if isinstance(v, _types.FunctionType):
-                self.functions[id(v)] = (v, v.__code__, v.__defaults__, v.__kwdefaults__)
-            elif isinstance(v, (staticmethod, classmethod)) and isinstance(v.__func__, _types.FunctionType):
-                f = v.__func__
-                self.functions[id(f)] = (f, f.__code__, f.__defaults__, f.__kwdefaults__)
-
-    # ------------------------------------------------------------------ compare (and fix)
-    def _check(self, fix, user_names=(), unshadow=()):
-        found = []
-        note = found.append
-        for name, mod in self.modules.items():
-            if _sys.modules.get(name) is not mod:
-                note(f"sys.modules[{name!r}] was replaced")
-                if fix:
-                    _sys.modules[name] = mod
-            d, snap = vars(mod), self.module_dicts[name]
-            for k, v in snap.items():
-                if k in _VOLATILE or f"{name}.{k}" in _VOLATILE_ATTRS:
-                    continue
-                cur = d.get(k, _MISSING)
-                if not _same(cur, v):
-                    note(f"{name}.{k} was {'deleted' if cur is _MISSING else 'replaced'}")
-                    if fix:
-                        d[k] = v
-            for k in [k for k in d if k not in snap]:
-                v = d[k]
-                if (not k.startswith("_") and not isinstance(v, _types.ModuleType)) or k in ("__getattr__", "__dir__"):
-                    note(f"{name}.{k} was added")
-                    if fix:
-                        del d[k]
-        for fn, code, defaults, kwdefaults in self.functions.values():
-            if fn.__code__ is not code or fn.__defaults__ is not defaults or fn.__kwdefaults__ is not kwdefaults:
-                note(f"the code of {getattr(fn, '__module__', '?')}.{fn.__qualname__} was replaced")
-                if fix:
-                    fn.__code__, fn.__defaults__, fn.__kwdefaults__ = code, defaults, kwdefaults
-        for cls, snap in self.classes.values():
-            d = vars(cls)
-            for k, v in snap.items():
-                if k in _VOLATILE:
-                    continue
-                cur = d.get(k, _MISSING)
-                if not _same(cur, v):
-                    note(f"{cls.__module__}.{cls.__qualname__}.{k} was {'deleted' if cur is _MISSING else 'replaced'}")
-                    if fix:
-                        type.__setattr__(cls, k, v)
-            for k in [k for k in d if k not in snap and k not in _VOLATILE]:
-                note(f"{cls.__module__}.{cls.__qualname__}.{k} was added")
-                if fix:
-                    type.__delattr__(cls, k)
-        b = vars(_builtins)
-        for k, v in self.builtins.items():
-            if k in ("_", "__", "___"):
-                continue
-            cur = b.get(k, _MISSING)
-            if not _same(cur, v):
-                note(f"builtins.{k} was {'deleted' if cur is _MISSING else 'replaced'}")
-                if fix:
-                    b[k] = v
-        for o, snap in self.instance:
-            d = vars(o)
-            for k, v in list(d.items()):
-                if callable(v) and not isinstance(v, type) and (k not in snap or not _same(v, snap[k])):
-                    if k in snap or isinstance(v, (_types.FunctionType, _types.MethodType, _types.LambdaType)):
-                        note(f"{type(o).__name__}.{k} was overridden on the instance")
-                        if fix:
-                            if k in snap:
-                                d[k] = snap[k]
-                            else:
-                                del d[k]
-            for k, v in snap.items():
-                if k not in d:
-                    note(f"{type(o).__name__}.{k} was deleted")
-                    if fix:
-                        d[k] = v
-        for o, a, lst, items in self.lists:
-            cur = getattr(o, a, _MISSING)
-            if cur is not lst or len(lst) != len(items) or any(x is not y for x, y in zip(lst, items)):
-                note(f"IPython {a} were changed")
-                if fix:
-                    lst[:] = items
-                    if cur is not lst:
-                        setattr(o, a, lst)
-        cbs = self.ip.events.callbacks
-        for k, items in self.events.items():
-            cur = cbs.get(k, [])
-            extra = [f for f in cur if not any(_same(f, g) for g in items)
-                     and not (getattr(f, "__module__", "") or "").startswith(_ALLOWED_EVENT_MODULES)]
-            missing = [g for g in items if not any(_same(f, g) for f in cur)]
-            if extra or missing:
-                note(f"IPython event callbacks for {k!r} were changed")
-                if fix:
-                    for f in extra:
-                        cur.remove(f)
-                    cur.extend(missing)
-                    cbs[k] = cur
-        for attr, d, items in self.handlers:
-            if getattr(self.kernel, attr, None) is not d or any(not _same(d.get(k), v) for k, v in items.items()):
-                note(f"kernel {attr} were changed")
-                if fix:
-                    d.clear()
-                    d.update(items)
-                    setattr(self.kernel, attr, d)
-        for n, v in self.sys_attrs.items():
-            if getattr(_sys, n, None) is not v:
-                note(f"sys.{n} was replaced")
-                if fix:
-                    setattr(_sys, n, v)
-        if _sys.gettrace() is not None or _sys.getprofile() is not None:
-            note("a trace/profile function was installed")
-            if fix:
-                _sys.settrace(None)
-                _sys.setprofile(None)
-                _threading.settrace(None)
-                _threading.setprofile(None)
-        if self.ip.custom_exceptions is not self.custom_exceptions:
-            note("IPython custom exception handlers were changed")
-            if fix:
-                self.ip.custom_exceptions = self.custom_exceptions
-        if _signal.getsignal(_signal.SIGINT) is not self.sigint:
-            note("the SIGINT handler was changed")
-            if fix:
-                _signal.signal(_signal.SIGINT, self.sigint)
-        ns = self.ip.user_ns
-        for k, v in self.bindings.items():
-            if k in user_names or fix:
-                cur = ns.get(k, _MISSING)
-                if cur is not v:
-                    if cur is not _MISSING:
-                        note(f"test helper `{k}` was rebound")
-                    if fix:
-                        ns[k] = v
-        for k in unshadow:
-            if k in ns and ns[k] is not self.builtins.get(k, _MISSING):
-                note(f"builtin `{k}` was shadowed")
-                if fix:
-                    del ns[k]
-        return found
-
-    def restore(self, token, unshadow=()):
-        found = self._check(True, unshadow=unshadow)
-        self._reap()
-        self.stdout.write(token + _json.dumps(found) + "\n")
-        self.stdout.flush()
-
-    def finish(self, token):
-        found = self._check(False)
-        if found:
-            self._check(True)
-            raise AssertionError("grading integrity: changed while the test ran: " + "; ".join(found[:8]))
-        self.stdout.write(token + "\n")
-        self.stdout.flush()
-
-    def capture(self, names):
-        ns = self.ip.user_ns
-        for k in names:
-            if k in ns:
-                self.bindings[k] = ns[k]
-
-    def _reap(self):
-        while True:
-            try:
-                pid, _ = _os.waitpid(-1, _os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-'''
-
-PRELUDE_TEMPLATE = r'''
-def _grader_prelude():
-    import os, shutil, sys, types
-    stage, work = {stage!r}, {work!r}
-    if stage != work and os.path.isdir(stage):
-        for dirpath, dirnames, filenames in os.walk(stage):
-            rel = os.path.relpath(dirpath, stage)
-            target = work if rel == "." else os.path.join(work, rel)
-            os.makedirs(target, exist_ok=True)
-            for f in filenames:
-                try:
-                    shutil.copyfile(os.path.join(dirpath, f), os.path.join(target, f))
-                except OSError:
-                    pass
-    os.chdir(work)
-    sys.path[:] = [p for p in sys.path if p not in ("", ".", work, os.getcwd())] + [work]
-    scratch = {{}}
-    exec(compile({imports!r}, "<grader imports>", "exec"), scratch)
-    names = list({modules!r})
-    for extra in {extra_modules!r}:
-        if extra.split(".")[0] in sys.modules:
-            try:
-                __import__(extra)
-                names.append(extra)
-            except Exception:
-                pass
-    bindings = {{k: v for k, v in scratch.items() if k != "__builtins__"}}
-    for v in bindings.values():
-        if isinstance(v, types.ModuleType):
-            names.append(v.__name__)
-    names += [n for n in list(sys.modules) if n == "course_lib" or n.startswith("course_lib.")]
-    names = [n for n in dict.fromkeys(names) if n in sys.modules]
-    g = {{"get_ipython": get_ipython}}
-    exec(compile({guard!r}, "<grader guard>", "exec"), g)
-    holder = types.ModuleType({holder!r})
-    holder.guard = g["Guard"](names, bindings, tuple(sorted({{n.split(".")[0] for n in names}})))
-    sys.modules[{holder!r}] = holder
-    get_ipython().user_ns.update(bindings)
-    print({token!r})
-_grader_prelude()
-del _grader_prelude
-'''
-
-
-# =============================================================================================
-# kernel session
-
-
-@dataclass
-class ExecResult:
-    status: str  # ok | error | died | killed
-    outputs: list = field(default_factory=list)
-    error: dict | None = None  # ename, evalue, traceback
-    seconds: float = 0.0
-    timed_out: bool = False  # interrupted (or killed) at the time limit
-    output_limited: bool = False
-    truncated_chars: int = 0
-    token_seen: bool = False
-    stdout_tail: str = ""
-    execution_count: int | None = None
-    exit_info: str = ""
-
-
-class KernelSession:
-    """A Jupyter kernel inside the sandbox, driven from outside over ipc sockets."""
-
-    def __init__(self, iso: sb.Isolation, cfg: GradeConfig, base: Path, stage: Path, slot: int, env: dict[str, str]):
-        self.iso, self.cfg, self.base, self.stage, self.slot, self.extra_env = iso, cfg, base, stage, slot, env
-        self.proc: subprocess.Popen | None = None
-        self.kc = None
-        self.kernel_pid: int | None = None
-        self.starts = 0
-        self.peak_rss = 0
-        self.jobs = 1
-
-    @property
-    def workdir(self) -> Path:
-        return self.base / "work"
-
-    def start(self, timeout: float) -> None:
-        from jupyter_client import BlockingKernelClient
-
-        self.starts += 1
-        ipc = self.base / f"ipc{self.starts}"
-        spec = sb.SandboxSpec(stage=self.stage, ipc=ipc, workdir=self.workdir, newroot=self.base / f"root{self.starts}",
-                              readonly=sb.default_readonly_paths(), uid=sb.kernel_uid(self.iso, self.slot))
-        on_host = self.iso.kind == "none" or self.iso.variant == "unshare-net"  # no private tmpfs workdir
-        if on_host:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        sb.prepare_dirs(spec, host_access=on_host)
-        mpl = ipc / "mpl"
-        mpl.mkdir()
-        _copy_font_cache(mpl)
-        if spec.uid is not None:
-            for p in [ipc, mpl, *mpl.iterdir()]:
-                os.chown(p, spec.uid, spec.uid)
-        key = secrets.token_hex(16)
-        conn = {"transport": "ipc", "ip": str(ipc / "k"), "shell_port": 1, "iopub_port": 2, "stdin_port": 3,
-                "control_port": 4, "hb_port": 5, "key": key, "signature_scheme": "hmac-sha256", "kernel_name": "grader"}
-        conn_file = ipc / "kernel.json"
-        conn_file.write_text(json.dumps(conn))
-        if spec.uid is not None:
-            os.chown(conn_file, spec.uid, spec.uid)
-        threads = str(max(1, (os.cpu_count() or 1) // max(1, self.jobs)))
-        env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(self.workdir), "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp" if self.iso.hides_course else str(self.workdir),
-            "MPLCONFIGDIR": str(mpl), "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-            "IPYTHONDIR": str(self.workdir / ".ipython"), "JUPYTER_PLATFORM_DIRS": "1",
-            "JUPYTER_CONFIG_DIR": str(self.workdir / ".jupyter"), "JUPYTER_DATA_DIR": str(self.workdir / ".jupyter"),
-            "JUPYTER_RUNTIME_DIR": str(ipc), "PYDEVD_DISABLE_FILE_VALIDATION": "1", "PYTHONDONTWRITEBYTECODE": "1",
-            "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
-            OFFLINE_ENV_VAR: "1", NBGRADER_EXECUTION_ENV_VAR: "autograde",
-        }
-        env.update(self.extra_env)
-        argv = [sys.executable, "-I", "-m", "ipykernel_launcher", "-f", str(conn_file),
-                "--HistoryManager.enabled=False", "--IPKernelApp.ignore_cwd=True"]
-        cmd = sb.kernel_command(self.iso, spec, argv, self.cfg.limits)
-        self.kernel_log = ipc / "kernel.log"
-        logf = open(self.kernel_log, "wb")
-        cwd = str(self.workdir) if self.workdir.exists() else str(self.base)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
-                                     cwd=cwd, preexec_fn=sb.preexec(self.iso, self.cfg.limits, uid=spec.uid))
-        logf.close()
-        self.conn_file = conn_file
-        kc = BlockingKernelClient()
-        kc.load_connection_info(conn)
-        kc.start_channels()
-        self.kc = kc
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise KernelStartError(f"the kernel exited during start-up ({self.exit_info()}): {self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise KernelStartError(f"the kernel did not start within {timeout:.0f} s: {self.log_tail()}")
-            try:
-                kc.kernel_info()
-                reply = kc.get_shell_msg(timeout=1.0)
-                if reply["msg_type"] == "kernel_info_reply":
-                    break
-            except Exception:  # queue.Empty: not up yet
-                continue
-        # drain the start-up iopub chatter
-        with contextlib.suppress(Exception):
-            while True:
-                kc.get_iopub_msg(timeout=0.2)
-        self.kernel_pid = self._find_kernel_pid()
-
-    def _find_kernel_pid(self) -> int | None:
-        import psutil
-
-        try:
-            procs = [psutil.Process(self.proc.pid)] + psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.Error:
-            return None
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                cmd = p.cmdline()
-                if str(self.conn_file) in cmd and any("ipykernel" in c for c in cmd) and "--init" not in cmd:
-                    if not any(c.endswith(("bwrap", "unshare", "setpriv")) for c in cmd[:1]):
-                        return p.pid
-        return None
-
-    def exit_info(self) -> str:
-        rc = self.proc.poll() if self.proc else None
-        if rc is None:
-            return "running"
-        if rc < 0:
-            return f"killed by {_signame(-rc)}"
-        if rc >= 128:
-            return f"killed by {_signame(rc - 128)}"
-        return f"exit code {rc}"
-
-    def log_tail(self) -> str:
-        try:
-            return self.kernel_log.read_bytes()[-1500:].decode("utf-8", "replace").strip()
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def interrupt(self) -> None:
-        if self.kernel_pid:
-            with contextlib.suppress(OSError):
-                os.kill(self.kernel_pid, signal.SIGINT)
-
-    def sample_memory(self) -> int:
-        if self.kernel_pid:
-            try:
-                for line in Path(f"/proc/{self.kernel_pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        self.peak_rss = max(self.peak_rss, int(line.split()[1]) * 1024)
-            except (OSError, ValueError, IndexError):
-                pass
-        return self.peak_rss
-
-    def kill_strays(self) -> int:
-        """SIGKILL every process the kernel started (its children), return how many."""
-        import psutil
-
-        if not self.kernel_pid:
-            return 0
-        killed: set[int] = set()
-        for _ in range(50):
-            try:
-                kids = [k for k in psutil.Process(self.kernel_pid).children(recursive=True)
-                        if k.status() != psutil.STATUS_ZOMBIE]
-            except psutil.Error:
-                break
-            if not kids:
-                break
-            for k in kids:
-                with contextlib.suppress(psutil.Error):
-                    k.kill()
-                    killed.add(k.pid)
-            time.sleep(KILL_POLL_INTERVAL_S)
-        return len(killed)
-
-    def kill(self) -> None:
-        import psutil
-
-        if self.proc is None:
-            return
-        with contextlib.suppress(psutil.Error):
-            for p in psutil.Process(self.proc.pid).children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    p.kill()
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=10)
-
-    def shutdown(self) -> None:
-        self.sample_memory()
-        if self.kc is not None:
-            with contextlib.suppress(Exception):
-                self.kc.stop_channels()
-            self.kc = None
-        self.kill()
-
-    def execute(self, code: str, timeout: float, *, silent: bool = False, store_history: bool = True,
-                token: str | None = None, keep_outputs: bool = True) -> ExecResult:
-        """Run ``code``; collect its outputs (capped) until the reply and idle, or a limit."""
-        import zmq
-
-        res = ExecResult(status="ok")
-        if not self.alive():
-            res.status, res.exit_info = "died", self.exit_info()
-            return res
-        kc = self.kc
-        msg_id = kc.execute(code, silent=silent, store_history=store_history, allow_stdin=False, stop_on_error=False)
-        start = time.monotonic()
-        deadline = start + max(0.1, timeout)
-        interrupted_at = None
-        reply = None
-        idle = False
-        chars = 0
-        stored = 0
-        tail = ""
-        outputs: list = []
-        poller = zmq.Poller()
-        poller.register(kc.iopub_channel.socket, zmq.POLLIN)
-        poller.register(kc.shell_channel.socket, zmq.POLLIN)
-        idle_deadline = None
-        while not (reply is not None and idle):
-            now = time.monotonic()
-            if reply is not None and idle_deadline is None:
-                idle_deadline = now + IDLE_AFTER_REPLY_TIMEOUT_S
-            if idle_deadline is not None and now > idle_deadline:
-                break
-            if not self.alive():
-                res.status, res.exit_info = "died", self.exit_info()
-                break
-            if reply is None and interrupted_at is None and (now > deadline or chars > self.cfg.output_hard_cap):
-                if now > deadline:
-                    res.timed_out = True
-                else:
-                    res.output_limited = True
-                self.interrupt()
-                interrupted_at = now
-            if interrupted_at is not None and reply is None and now > interrupted_at + self.cfg.interrupt_grace:
-                self.kill()
-                res.status, res.exit_info = "killed", "killed after ignoring the interrupt"
-                break
-            events = dict(poller.poll(50))
-            if kc.shell_channel.socket in events:
-                with contextlib.suppress(Exception):
-                    msg = kc.get_shell_msg(timeout=0)
-                    if msg["parent_header"].get("msg_id") == msg_id:
-                        reply = msg
-            if kc.iopub_channel.socket in events:
-                for _ in range(200):
-                    try:
-                        msg = kc.get_iopub_msg(timeout=0)
-                    except Exception:
-                        break
-                    if msg["parent_header"].get("msg_id") != msg_id:
-                        continue
-                    mt, content = msg["msg_type"], msg["content"]
-                    if mt == "status" and content.get("execution_state") == "idle":
-                        idle = True
-                    elif mt == "stream":
-                        text = content.get("text", "")
-                        chars += len(text)
-                        window = tail + text
-                        if token and token in window:
-                            res.token_seen = True
-                        tail = window[-(len(token) + 2):] if token else ""
-                        if keep_outputs:
-                            stored = _add_stream(outputs, content.get("name", "stdout"), text, stored,
-                                                 self.cfg.output_cap, res)
-                    elif mt in ("display_data", "execute_result"):
-                        size = len(json.dumps(content.get("data", {})))
-                        chars += size
-                        if keep_outputs:
-                            if stored + size <= self.cfg.output_cap * 20:
-                                out = {"output_type": mt, "data": content.get("data", {}),
-                                       "metadata": content.get("metadata", {})}
-                                if mt == "execute_result":
-                                    out["execution_count"] = content.get("execution_count")
-                                outputs.append(out)
-                                stored += size
-                            else:
-                                res.truncated_chars += size
-                    elif mt == "error":
-                        res.error = {"ename": content.get("ename", ""), "evalue": content.get("evalue", ""),
-                                     "traceback": list(content.get("traceback", []))[-MAX_TRACEBACK_LINES:]}
-                        if keep_outputs:
-                            outputs.append({"output_type": "error", **res.error})
-                    elif mt == "clear_output" and keep_outputs:
-                        outputs.clear()
-                        stored = 0
-                    elif mt == "execute_input":
-                        res.execution_count = content.get("execution_count")
-        res.seconds = time.monotonic() - start
-        if res.status == "ok":
-            if reply is None:
-                res.status, res.exit_info = ("died", self.exit_info()) if not self.alive() else ("killed", "no reply")
-            else:
-                content = reply["content"]
-                if content.get("status") != "ok":
-                    res.status = "error"
-                    if res.error is None:
-                        res.error = {"ename": content.get("ename", "Error"), "evalue": content.get("evalue", ""),
-                                     "traceback": list(content.get("traceback", []))[-MAX_TRACEBACK_LINES:]}
-                elif res.error is not None:
-                    res.status = "error"
-                if res.execution_count is None:
-                    res.execution_count = content.get("execution_count")
-        if res.truncated_chars:
-            outputs.append({"output_type": "stream", "name": "stdout",
-                            "text": f"\n[output truncated by the grader: {res.truncated_chars:,} more characters]\n"})
-        res.outputs = outputs
-        self.sample_memory()
-        return res
-
-
-class KernelStartError(RuntimeError):
-    pass
-
-
-def _add_stream(outputs: list, name: str, text: str, stored: int, cap: int, res: ExecResult) -> int:
-    room = max(0, cap - stored)
-    keep = text[:room]
-    res.truncated_chars += len(text) - len(keep)
-    if keep:
-        if outputs and outputs[-1].get("output_type") == "stream" and outputs[-1].get("name") == name:
-            outputs[-1]["text"] += keep
-        else:
-            outputs.append({"output_type": "stream", "name": name, "text": keep})
-    return stored + len(keep)
-
-
-def _signame(n: int) -> str:
-    try:
-        return signal.Signals(n).name
-    except ValueError:
-        return f"signal {n}"
-
-
-def _copy_font_cache(dest: Path) -> None:
-    """Give the kernel matplotlib's font cache (building it costs seconds per kernel start)."""
-    candidates = [os.environ.get("MPLCONFIGDIR"), os.path.join(os.path.expanduser("~"), ".cache", "matplotlib"),
-                  os.path.join(os.path.expanduser("~"), ".matplotlib")]
-    for c in candidates:
-        if c and os.path.isdir(c):
-            for f in Path(c).glob("fontlist-*.json"):
-                with contextlib.suppress(OSError):
-                    shutil.copy(f, dest / f.name)
-            return
-
-
-# =============================================================================================
 # grading one notebook
 
 
@@ -1181,6 +560,8 @@ class CellReport:
     hidden: bool = False  # the failure was in the hidden tests
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
+    rules: list[str] = field(default_factory=list)  # the assignment's rules this cell's answers broke
+    override: str = ""  # the instructor's reason for allowing them (rule-overrides.toml)
 
 
 @dataclass
@@ -1195,6 +576,9 @@ class NotebookReport:
     flags: list[dict] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # every rule violation found (static and dynamic)
+    exchanges: int = 0  # requests the evaluator sent to the kernel's agent
+    cached_reads: int = 0  # attribute reads answered without a request (no student code ran since)
     kernel_starts: int = 0
     startup_seconds: float = 0.0  # kernel start + grader prelude, all starts
     seconds: float = 0.0
@@ -1208,17 +592,27 @@ def _error_message(err: dict | None) -> str:
 
 
 class NotebookRunner:
-    """Runs one assembled notebook cell by cell with the grader's protections."""
+    """Runs one assembled notebook: answer and instructor cells in the sandboxed kernel, test cells
+    in the trusted :class:`~course_tools.grading.evaluator.Evaluator` of this (worker) process."""
 
-    def __init__(self, session: KernelSession, cfg: GradeConfig, source_nb, nb, report: NotebookReport):
+    def __init__(self, session: KernelSession, cfg: GradeConfig, source_nb, nb, report: NotebookReport,
+                 forbidden: tuple[str, ...] = ()):
         self.session, self.cfg, self.source_nb, self.nb, self.report = session, cfg, source_nb, nb, report
         self.holder = "_grader_" + secrets.token_hex(8)
         self.imports, self.bindings, self.modules = trusted_imports(source_nb)
         self.history: list[str] = []  # code of cells run in the current kernel (for replays)
         self.deadline = time.monotonic() + cfg.notebook_timeout
-        self.tampered = ""  # set when the canary shows the kernel no longer reports errors
+        self.tampered = ""
         self.reported: set[str] = set()
         self.part_outputs: dict[str, list[tuple[bool, bool, list]]] = {}  # grade id -> [(hidden, passed, outputs)]
+        self.forbidden = tuple(forbidden)
+        self.entered: dict[str, dict[str, int]] = {}  # grade id -> forbidden names entered during its test
+        self.rules_missing: list[str] = []  # forbidden wrappers the student's code removed
+        self.evaluator = Evaluator(source_nb, cell_role)
+        self.source_cells = {_key(c): c for c in source_nb.cells}
+        self.channel: Channel | None = None
+        self.agent_key = secrets.token_hex(16)
+        self._warm = None
         from course_lib.gpu import is_gpu_cell
 
         self.skip_gpu = session.extra_env.get(GPU_ENV_VAR, "0") != "1"  # decided once by the parent
@@ -1252,24 +646,51 @@ class NotebookRunner:
             self.report.startup_seconds = round(self.report.startup_seconds + time.monotonic() - t0, 3)
 
     def _start_kernel(self) -> None:
+        import threading
+
+        if self._warm is None and self.imports:  # the evaluator imports what the source imports meanwhile
+            self._warm = threading.Thread(target=self.evaluator.warm_up, args=(self.imports,), daemon=True)
+            self._warm.start()
         self.session.start(min(self.cfg.startup_timeout, max(5.0, self.remaining())))
         self.report.kernel_starts = self.session.starts
+        sock_path = self.session.agent_socket_path()
+        if self.channel is None:
+            self.channel = Channel(sock_path, self.agent_key)
+        else:
+            self.channel.drop_connection()
+            self.channel.relisten(sock_path)
         token = "PRELUDE-" + secrets.token_hex(8)
-        stage = str(self.session.stage)
-        work = str(self.session.workdir)
-        code = PRELUDE_TEMPLATE.format(stage=stage, work=work, imports=self.imports, modules=self.modules,
-                                       extra_modules=list(EXTRA_TRUSTED_MODULES), guard=GUARD_SOURCE,
-                                       holder=self.holder, token=token)
+        from course_tools.grading import wire
+
+        args = {"stage": str(self.session.stage), "work": str(self.session.workdir), "socket_path": str(sock_path),
+                "key": self.agent_key, "holder": self.holder, "forbidden": list(self.forbidden), "token": token,
+                "lib_paths": sorted({str(p.parent) for p in sb._package_paths()})}
+        code = ("def _grader_boot(src, args):\n"
+                "    import types\n"
+                "    m = types.ModuleType('_grader_wire')\n"
+                "    m.__file__ = '<grader agent>'\n"
+                "    exec(compile(src, '<grader agent>', 'exec'), m.__dict__)\n"
+                "    m.bootstrap(get_ipython(), **args)\n"
+                f"_grader_boot({Path(wire.__file__).read_text()!r}, {args!r})\n"
+                "del _grader_boot\n")
         res = self.session.execute(code, min(self.cfg.startup_timeout, max(5.0, self.remaining())), silent=False,
-                             store_history=False, token=token)
+                                   store_history=False, token=token)
         if res.status != "ok" or not res.token_seen:
             raise KernelStartError(f"the grader prelude failed: {_error_message(res.error) or res.status} "
                                    f"{res.exit_info} {self.session.log_tail()[-500:]}")
+        try:
+            self.channel.accept(10.0)
+        except GraderAbort as exc:
+            raise KernelStartError(f"the kernel's agent did not connect: {exc.reason}") from None
         self.history = []
+        if self._warm is not None:
+            self._warm.join()
 
     def restart(self, why: str) -> bool:
         """Start a fresh kernel and replay the cells that ran; False when that is not possible."""
         self.session.shutdown()
+        if self.channel is not None:
+            self.channel.drop_connection()
         if self.session.starts > self.cfg.max_restarts:
             self.report.events.append(f"kernel not restarted: {self.cfg.max_restarts} restarts used")
             return False
@@ -1328,18 +749,57 @@ class NotebookRunner:
     def run(self) -> None:
         rep = self.report
         t0 = time.monotonic()
-        try:
-            self.start_kernel()
-        except KernelStartError as exc:
+        failure: KernelStartError | None = None
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                self.start_kernel()
+                break
+            except KernelStartError as exc:
+                if attempt == KERNEL_START_ATTEMPTS or self.remaining() < 10:
+                    failure = exc
+                    break
+                rep.events.append(f"kernel start failed (attempt {attempt} of {KERNEL_START_ATTEMPTS}), retrying: "
+                                  f"{str(exc)[:300]}")
+                self.session.shutdown()
+                time.sleep(attempt)
+        if failure is not None or not self.session.alive() or self.channel is None or self.channel.sock is None:
+            exc = failure if failure is not None else KernelStartError("the kernel is not running")
             rep.status, rep.reason = "not-graded", f"kernel start failed: {exc}"
+            rep.events.append(f"kernel start failed: {exc}")
             self._not_run_rest(0, "kernel could not start")
+            self.start_failed = True
+            self.session.shutdown()
+            if self.channel is not None:
+                self.channel.close()
             return
         try:
             self._run_cells()
+            self._check_rule_wrappers()
         finally:
             self.session.shutdown()
+            if self.channel is not None:
+                self.channel.close()
             rep.seconds = round(time.monotonic() - t0, 3)
             rep.peak_rss_mb = round(self.session.peak_rss / 2**20, 1)
+            rep.events.extend(self.evaluator.events)
+            if self.channel is not None:
+                rep.exchanges, rep.cached_reads = self.channel.requests, self.channel.cache_hits
+
+    start_failed = False
+
+    def _check_rule_wrappers(self) -> None:
+        if not self.forbidden or not self.session.alive():
+            return
+        token = "RULES-" + secrets.token_hex(8)
+        res = self.session.execute(
+            f"print({token!r} + __import__('json').dumps({self.holder}.verify_rule_wrappers()))", 30,
+            silent=True, store_history=False, token=token)
+        for o in res.outputs:
+            if o.get("output_type") == "stream" and token in o.get("text", ""):
+                with contextlib.suppress(ValueError, IndexError):
+                    self.rules_missing = json.loads(o["text"].split(token, 1)[1].splitlines()[0])
+        if not res.token_seen:
+            self.rules_missing = ["(the rules' check did not run: the kernel did not answer)"]
 
     def _not_run_rest(self, start: int, reason: str) -> None:
         for cell in self.nb.cells[start:]:
@@ -1370,14 +830,15 @@ class NotebookRunner:
                 ok = self._run_test(cell)
             else:
                 ok = self._run_plain(cell, role)
+                scell = self.source_cells.get(_key(cell))
+                if scell is not None and cell_role(scell) in ("plain", "locked") and scell.cell_type == "code":
+                    self.evaluator.run_instructor_cell(_src(scell), _nbg(scell).get("grade_id") or scell.get("id", "?"))
             if not ok:
                 self._not_run_rest(index + 1, "not run: the kernel could not be restarted")
                 return
 
     def _run_plain(self, cell, role: str) -> bool:
         code = _src(cell)
-        if role == "locked":
-            self._restore(cell_name=_nbg(cell).get("grade_id", ""))
         res = self.session.execute(code, min(self.cfg.cell_timeout, self.remaining()))
         cell.outputs = self._scrub(res.outputs, [])
         cell.execution_count = res.execution_count
@@ -1396,30 +857,62 @@ class NotebookRunner:
             return self.restart(dead)
         if not (res.timed_out or res.output_limited):  # replays skip cells that hit a limit
             self.history.append(code)
-        if role == "locked":
-            names = names_defined(code)
-            if names:
-                self.session.execute(f"__import__('sys').modules[{self.holder!r}].guard.capture({names!r})", 30,
-                               silent=True, store_history=False, keep_outputs=False)
         return True
 
-    def _restore(self, cell_name: str, unshadow: tuple = ()) -> tuple[bool, list[str]]:
-        token = "RESTORE-" + secrets.token_hex(12)
-        code = f"__import__('sys').modules[{self.holder!r}].guard.restore({token!r}, {tuple(unshadow)!r})"
-        res = self.session.execute(code, 30, silent=True, store_history=False, token=token)
-        found: list[str] = []
-        for o in res.outputs:
-            if o.get("output_type") == "stream" and token in o.get("text", ""):
-                with contextlib.suppress(ValueError, IndexError):
-                    found = json.loads(o["text"].split(token, 1)[1].splitlines()[0])
-        if found:
-            self.report.restored.append(f"before {cell_name}: " + "; ".join(found[:12]))
-        return res.status == "ok" and res.token_seen, found
+    def _exchange_part(self, code: str, label: str, hidden: bool):
+        """Run one test part in the evaluator while the kernel's agent serves its calls."""
+        from course_tools.grading.evaluator import PartOutcome
 
-    def _canary(self) -> bool:
-        token = "CANARY-" + secrets.token_hex(12)
-        res = self.session.execute(f"raise AssertionError({token!r})", 30, silent=True, store_history=False)
-        return res.status == "error" and res.error is not None and token in res.error.get("evalue", "")
+        ch = self.channel
+        if ch is None or ch.sock is None:
+            return PartOutcome(ok=False, reason="no connection to the kernel"), None
+        limit = min(self.cfg.cell_timeout, max(0.1, self.remaining()))
+        exe = self.session.start_execute(f"{self.holder}.serve()", store_history=False)
+        deadline = exe.start + limit
+
+        def on_wait():
+            exe.poll(0)
+            exe.enforce(deadline)
+            if exe.done:
+                res = exe.res
+                if res.status in ("died", "killed"):
+                    why = self.describe(res, self.cfg.cell_timeout)
+                    raise GraderAbort(why or res.status, fatal=self.fatal(res) or res.status)
+                if exe.interrupted_at is not None:  # interrupted between two requests: the agent stopped serving
+                    raise GraderAbort("time limit" if res.timed_out else "output limit (interrupted)")
+                raise GraderAbort("the kernel ended the grader's exchange (kernel tampered with?)")
+        ch.on_wait = on_wait
+        ch.interrupted = lambda: exe.interrupted_at is not None
+        ch.broken = ""
+        try:
+            ch.wait_ready(min(AGENT_READY_TIMEOUT_S, limit))
+            outcome = self.evaluator.run_part(code, label, ch, hidden=hidden)
+        except GraderAbort as exc:
+            outcome = PartOutcome(ok=False, reason=exc.reason, message=exc.reason, fatal=exc.fatal)
+        if outcome.ok or not ch.broken:
+            closing = ch.end()
+            outcome.entered = closing.get("entered", {})
+            if closing.get("error") and outcome.ok:  # a write the test sent without waiting failed
+                outcome.ok, outcome.reason = False, "hidden test failed" if hidden else "test failed"
+                outcome.message = f"writing into a student object failed: {closing['error']}"
+        else:
+            ch.end()
+        if ch.broken and exe.interrupted_at is None and not exe.done:
+            exe.session.interrupt()
+        res = exe.finish(deadline)
+        if outcome.reason == "time limit" and res.timed_out:
+            outcome.reason = f"time limit ({self.cfg.cell_timeout:g} s)"
+        dead = self.fatal(res)
+        if dead and not outcome.fatal:
+            outcome.fatal = dead
+        if outcome.fatal and not outcome.reason:
+            outcome.reason = self.describe(res, self.cfg.cell_timeout) or outcome.fatal
+        if outcome.fatal:
+            outcome.ok = False
+            if res.status in ("died", "killed"):
+                outcome.reason = self.describe(res, self.cfg.cell_timeout) or outcome.reason
+        ch.on_wait = lambda: None
+        return outcome, res
 
     def _run_test(self, cell) -> bool:
         meta = _nbg(cell)
@@ -1428,63 +921,38 @@ class NotebookRunner:
         parts = split_hidden(source)
         cr = CellReport(gid, 0.0, max_points, "failed")
         all_outputs: list = []
-        tokens: list[str] = []
         t0 = time.monotonic()
-        used = names_used(source)
-        unshadow = tuple(sorted(n for n in used if n in vars(builtins) and n not in self.bindings))
         passed = True
-        for code, hidden in parts:
-            ok_restore, _ = self._restore(gid, unshadow)
-            if not ok_restore:
-                cr.reason = "the grader could not restore the test environment (kernel tampered?)"
-                cr.hidden, passed = hidden, False
-                break
-            if not self._canary():
-                self.tampered = "the kernel no longer reports a failing statement as an error"
-                cr.reason = f"kernel tampering: {self.tampered}"
-                cr.hidden, passed = hidden, False
-                break
-            token = "PASS-" + secrets.token_hex(16)
-            tokens.append(token)
-            full = code + "\n" * 8 + f"__import__('sys').modules[{self.holder!r}].guard.finish({token!r})\n"
-            res = self.session.execute(full, min(self.cfg.cell_timeout, max(0.1, self.remaining())), token=token)
-            if cell.execution_count is None:
+        for i, (code, hidden) in enumerate(parts):
+            label = f"<test {gid}{' hidden' if hidden else ''} {i}>"
+            outcome, res = self._exchange_part(code, label, hidden)
+            kernel_outputs = self._scrub(res.outputs, []) if res is not None else []
+            outs = [*kernel_outputs, *[_node(o) for o in outcome.outputs]]
+            if res is not None and cell.execution_count is None:
                 cell.execution_count = res.execution_count
-            all_outputs.extend(res.outputs)
-            dead = self.fatal(res)
-            ok = res.status == "ok" and res.token_seen and res.error is None
-            self.part_outputs.setdefault(gid, []).append((hidden, ok, self._scrub(res.outputs, [token])))
-            if not ok:
+            all_outputs.extend(outs)
+            if outcome.entered:
+                for k, v in outcome.entered.items():
+                    self.entered.setdefault(gid, {})[k] = self.entered.get(gid, {}).get(k, 0) + v
+            self.part_outputs.setdefault(gid, []).append((hidden, outcome.ok, outs))
+            self.after_cell()
+            if not outcome.ok:
                 passed = False
                 cr.hidden = hidden
-                why = self.describe(res, self.cfg.cell_timeout)
-                msg = _error_message(res.error)
-                if why == "error" and msg.startswith("AssertionError: grading integrity"):
-                    cr.reason = "tampering detected during the test"
-                elif why == "error":
-                    cr.reason = "hidden test failed" if hidden else "test failed"
-                elif why:
-                    cr.reason = why
-                elif res.status == "ok" and not res.token_seen:
-                    cr.reason = "the test did not run to its end (no completion token)"
-                else:
-                    cr.reason = res.status
-                cr.message = msg or cr.reason
-                self.after_cell()
-                if dead:
+                cr.reason = outcome.reason or ("hidden test failed" if hidden else "test failed")
+                cr.message = outcome.message or cr.reason
+                if outcome.fatal:
                     cr.seconds = round(time.monotonic() - t0, 3)
                     cr.peak_rss_mb = round(self.session.peak_rss / 2**20, 1)
-                    cell.outputs = self._scrub(all_outputs, tokens)
+                    cell.outputs = all_outputs
                     self._record(cell, cr)
-                    return self.restart(dead)
+                    return self.restart(outcome.fatal)
                 break
-            self.history.append(code)
-            self.after_cell()
         if passed:
             cr.status, cr.points, cr.reason = "passed", max_points, "passed"
         cr.seconds = round(time.monotonic() - t0, 3)
         cr.peak_rss_mb = round(self.session.peak_rss / 2**20, 1)
-        cell.outputs = self._scrub(all_outputs, tokens)
+        cell.outputs = all_outputs
         self._record(cell, cr)
         return True
 
@@ -1504,16 +972,20 @@ def _hash_dir(folder: Path) -> tuple[str, int]:
             size = p.stat().st_size
             total += size
             h.update(rel.encode() + b"\0" + str(size).encode() + b"\0")
-            if total <= MAX_SUBMISSION_BYTES:
-                with open(p, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
+            with open(p, "rb") as fh:  # all of it: a change past any size cap still changes the hash
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
     return h.hexdigest(), total
 
 
-def submission_hash(sub_dir: Path, source_nbs: dict[str, Path], cfg: GradeConfig, iso: sb.Isolation) -> str:
+def submission_hash(sub_dir: Path, source_nbs: dict[str, Path], cfg: GradeConfig, iso: sb.Isolation,
+                    rules: dict | None = None) -> str:
+    """What a grade depends on: the grader, the submission, the sources, the settings, the sandbox,
+    and the rules (forbidden names and this student's overrides)."""
     h = hashlib.sha256()
     h.update(GRADER_VERSION.encode())
+    if rules:
+        h.update(json.dumps(rules, sort_keys=True).encode())
     h.update(_hash_dir(sub_dir)[0].encode())
     for name in sorted(source_nbs):
         h.update(name.encode() + Path(source_nbs[name]).read_bytes())
@@ -1595,6 +1067,9 @@ def grade_submission(job: dict) -> dict:
     import nbformat
 
     cfg = _cfg_from_dict(job["config"])
+    # the evaluator (this process) sees the kernels' smoke/GPU settings and draws no windows
+    os.environ.update({k: v for k, v in job.get("kernel_env", {}).items() if v})
+    os.environ["MPLBACKEND"] = "Agg"
     iso = sb.Isolation(**{**job["isolation"], "notes": tuple(job["isolation"].get("notes", ()))})
     sub_dir = Path(job["submission"])
     student, assignment = job["student"], job["assignment"]
@@ -1607,6 +1082,7 @@ def grade_submission(job: dict) -> dict:
         "notebooks": [], "started_at": _now(),
     }
     present = sorted(p.name for p in sub_dir.glob("*.ipynb")) if sub_dir.is_dir() else []
+    empty = not sub_dir.is_dir() or not any(p.is_file() and not p.is_symlink() for p in sub_dir.rglob("*"))
     unexpected = [p for p in present if p not in source_paths]
     base = Path(tempfile.mkdtemp(prefix="cg-", dir=job.get("tmp_root") or None))
     os.chmod(base, 0o711)
@@ -1622,7 +1098,9 @@ def grade_submission(job: dict) -> dict:
             path = sub_dir / nb_name
             problem = None
             student_nb = None
-            if not path.exists():
+            if empty:
+                problem = Problem("no-submission", "nothing was submitted (the submission folder is empty)")
+            elif not path.exists():
                 hint = f"; found {', '.join(unexpected)} instead (renamed?)" if unexpected else ""
                 problem = Problem("missing-notebook", f"{nb_name} is missing from the submission{hint}")
             else:
@@ -1646,10 +1124,13 @@ def grade_submission(job: dict) -> dict:
                                     job.get("kernel_env", {}))
             session.jobs = job.get("jobs", 1)
             session.base.mkdir()
-            runner = NotebookRunner(session, cfg, source_nb, nb, nbr)
+            runner = NotebookRunner(session, cfg, source_nb, nb, nbr, forbidden=tuple(job.get("forbidden") or ()))
             runner.run()
+            if runner.start_failed:
+                report["retry"] = True  # not a final grade: the next run grades it again
             if runner.tampered:
                 nbr.events.append(f"kernel tampering: {runner.tampered}")
+            apply_rules(nbr, nb, source_nb, runner, tuple(job.get("forbidden") or ()), job.get("overrides") or [])
             nbr.score = sum(c.points or 0.0 for c in nbr.cells)
             _write_nb_atomic(nb, Path(job["autograded_dir"]) / nb_name)
             _write_nb_atomic(redact(nb, runner.part_outputs), Path(job["redacted_dir"]) / nb_name)
@@ -1668,6 +1149,58 @@ def grade_submission(job: dict) -> dict:
     return report
 
 
+def apply_rules(nbr: NotebookReport, nb, source_nb, runner: NotebookRunner, forbidden: tuple[str, ...],
+                overrides: list[dict]) -> None:
+    """The assignment's rules: a test cell whose answers use a forbidden name scores 0 (unless overridden).
+
+    Static: :func:`course_tools.grading.rules.check_cells` on the student's cells of the graded
+    notebook; the test cells that use a name bound by a violating cell (directly or through other
+    student cells) are affected. Dynamic: the forbidden callables the kernel's wrappers saw entered
+    during a test cell's calls. Wrappers the student's code removed void the dynamic check: every
+    test cell is affected.
+    """
+    from course_tools.grading import rules
+
+    if not forbidden:
+        return
+    cells = rules.notebook_cells(nb, source_nb)
+    violations = rules.check_cells(cells, forbidden)
+    student_cells = [(name, src) for name, src, mine in cells if mine]
+    tests = {_nbg(c)["grade_id"]: _src(c) for c in nb.cells if c.cell_type == "code" and cell_role(c) == "test"}
+    by_cell: dict[str, list[str]] = {}
+    for v in violations:
+        by_cell.setdefault(v.cell, []).append(str(v))
+    per_test: dict[str, list[str]] = {}
+    judge, answers = rules.instructor_names(source_nb)
+    for gid, via in rules.affected_tests(tests, student_cells, set(by_cell), judge_names=judge,
+                                         answer_names=answers).items():
+        per_test[gid] = [t for c in sorted(via) for t in by_cell[c]]
+    for gid, names in runner.entered.items():
+        per_test.setdefault(gid, []).extend(
+            f"{gid}: the answer called {n} during this test ({k} times; forbidden by the assignment's rules)"
+            for n, k in sorted(names.items()))
+    if runner.rules_missing:
+        why = (f"the answers removed the grader's watch on forbidden names ({', '.join(runner.rules_missing[:5])}): "
+               "the rules could not be checked")
+        for gid in tests:
+            per_test.setdefault(gid, []).append(why)
+    nbr.rules = [str(v) for v in violations] + sorted({t for ts in per_test.values() for t in ts} - {
+        str(v) for v in violations})
+    for cr in nbr.cells:
+        found = per_test.get(cr.grade_id)
+        if not found:
+            continue
+        cr.rules = found
+        if cr.status != "passed":  # it scored nothing anyway: its own reason stays, the rules are listed
+            continue
+        reason = rules.override_for(overrides, cr.grade_id)
+        if reason is not None:
+            cr.override = reason
+            continue
+        cr.points, cr.status, cr.reason = 0.0, "failed", "rule violation"
+        cr.message = "; ".join(found)[:2000] + " (the tests themselves passed)"
+
+
 def _write_placeholder(job: dict, nb_name: str, nbr: NotebookReport) -> None:
     """A one-cell notebook saying why ``nb_name`` was not graded (so feedback exists for it)."""
     import nbformat
@@ -1682,19 +1215,14 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def _cfg_from_dict(d: dict) -> GradeConfig:
-    d = dict(d)
-    d["limits"] = sb.Limits(**{k: int(v) for k, v in d["limits"].items()})
-    d["max_restarts"] = int(d["max_restarts"])
-    d["output_cap"], d["output_hard_cap"] = int(d["output_cap"]), int(d["output_hard_cap"])
-    return GradeConfig(**d)
+_cfg_from_dict = config_from_dict
 
 
 def worker_main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     try:
         report = grade_submission(job)
-        report["status_final"] = True
+        report["status_final"] = not report.pop("retry", False)
     except Exception as exc:  # a grader bug: report it, do not cache it
         import traceback
 
@@ -1717,6 +1245,7 @@ class RunSummary:
     graded: list[str] = field(default_factory=list)  # students graded in this run
     cached: list[str] = field(default_factory=list)  # students whose current report was reused
     failed: list[str] = field(default_factory=list)  # grader errors (retried next run)
+    refused: list[str] = field(default_factory=list)  # submission folders whose name is not a valid student id
     seconds: float = 0.0
     reports_dir: Path | None = None
     grades_csv: Path | None = None
@@ -1824,6 +1353,24 @@ def record_in_gradebook(gb, report: dict) -> None:
     gb.db.commit()
 
 
+def assignment_rules(name: str, root: Path) -> tuple[str, ...]:
+    """What an answer of ``name`` may not use: the spec's ``forbidden`` prefixes, its ``answers``
+    (the course_lib reference implementations) and ``reveals`` (syllabus.toml of ``root``, else of
+    the repository the grader runs from)."""
+    from course_tools.assignments import load_spec
+    from course_tools.layout import SYLLABUS_FILE
+
+    spec = load_spec(name, root if (root / SYLLABUS_FILE).exists() else REPO_ROOT)
+    return tuple(dict.fromkeys([*spec.forbidden, *spec.answers.values(), *spec.reveals]))
+
+
+RUN_SUMMARY_FILE = "_summary.txt"
+
+
+def valid_student_id(student: str) -> bool:
+    return STUDENT_ID_RE.fullmatch(student) is not None and student not in RESERVED_STUDENT_IDS
+
+
 def _read_timestamp(sub_dir: Path) -> str | None:
     p = sub_dir / "timestamp.txt"
     with contextlib.suppress(OSError):
@@ -1886,6 +1433,10 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
     _clean_stale_tmp(tmp_root)
     submitted = root / SUBMITTED_DIR
     all_students = sorted(p.name for p in submitted.iterdir() if (p / name).is_dir()) if submitted.is_dir() else []
+    for odd in [s for s in all_students if not valid_student_id(s)]:
+        log(f"  refused the submission folder {odd!r}: {STUDENT_ID_RULE} (collect normalises such names)")
+        summary.refused.append(odd)
+    all_students = [s for s in all_students if valid_student_id(s)]
     if students:
         missing = [s for s in students if s not in all_students]
         if missing:
@@ -1912,10 +1463,20 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
 
         kernel_env[GPU_ENV_VAR] = "1" if cuda_available() else "0"
 
+    forbidden = assignment_rules(name, root)
+    if forbidden:
+        log(f"rules: {len(forbidden)} forbidden names ({', '.join(forbidden[:6])}{' ...' if len(forbidden) > 6 else ''})")
+    overrides_path = root / RULE_OVERRIDES
+    student_overrides: dict[str, list[dict]] = {}
     todo, done = [], []
     for student in all_students:
         sub_dir = submitted / student / name
-        h = submission_hash(sub_dir, sources, cfg, iso)
+        try:
+            student_overrides[student] = load_overrides(overrides_path, name, student)
+        except ValueError as exc:
+            raise GradingSetupError(str(exc)) from None
+        h = submission_hash(sub_dir, sources, cfg, iso,
+                            {"forbidden": list(forbidden), "overrides": student_overrides[student]})
         rpath = reports_dir / f"{student}.json"
         if not force and rpath.exists():
             with contextlib.suppress(OSError, ValueError):
@@ -1953,6 +1514,7 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
                         "autograded_dir": str(root / AUTOGRADED_DIR / student / name),
                         "redacted_dir": str(root / REDACTED_DIR / student / name),
                         "kernel_env": kernel_env, "tmp_root": tmp_root,
+                        "forbidden": list(forbidden), "overrides": student_overrides.get(student, []),
                         "timestamp": _read_timestamp(sub_dir),
                     }
                     job_path = work / f"job-{student}.json"
@@ -2017,7 +1579,8 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
                 _write_text_atomic(reports_dir / f"{student}.html", render_html(rep))
     summary.grades_csv = write_grades_csv(reports, reports_dir / "grades.csv")
     summary.plot = plot_distribution(reports, reports_dir / "distribution.png", name)
-    _write_text_atomic(reports_dir / "summary.txt", render_summary(reports, summary, iso))
+    # run files start with "_": a student id never does (students named "summary" keep their own reports)
+    _write_text_atomic(reports_dir / RUN_SUMMARY_FILE, render_summary(reports, summary, iso))
     if feedback and reports:
         from course_tools.grading.release import GradingError
 
@@ -2127,11 +1690,17 @@ def render_text(rep: dict) -> str:
                          f"{c['peak_rss_mb']:6.0f} MB  {c['reason'] if c['status'] != 'passed' else ''}")
             if c["message"] and c["status"] != "passed":
                 lines.append(f"      {c['message'][:400]}")
+            if c.get("override"):
+                lines.append(f"      rules broken but allowed by the instructor ({c['override']}): "
+                             + "; ".join(c.get("rules", []))[:400])
         for title, key in (("changes to the submission", "changes"), ("events", "events"),
                            ("restored before tests (tampering)", "restored")):
             if n.get(key):
                 lines.append(f"  {title}:")
                 lines += [f"    - {x}" for x in n[key]]
+        if n.get("rules"):
+            lines.append("  the assignment's rules (affected test cells score 0 unless overridden):")
+            lines += [f"    - {x}" for x in n["rules"]]
         if n.get("flags"):
             lines.append("  static scan flags (for review; scores unaffected):")
             lines += [f"    - [{f['kind']}] cell {f['cell']} line {f['line']}: {f['what']}" for f in n["flags"]]
@@ -2154,6 +1723,8 @@ def render_html(rep: dict) -> str:
         for c in n["cells"]:
             pts = "manual" if c["points"] is None else f"{c['points']:g}/{c['max_points']:g}"
             msg = "" if c["status"] == "passed" else f"{e(c['reason'])}<br><code>{e(c['message'][:600])}</code>"
+            if c.get("override"):
+                msg += f"<br>rules broken, allowed by the instructor: {e(c['override'])}"
             rows.append(f"<tr class={'ok' if c['status'] == 'passed' else 'bad'}><td>{e(c['grade_id'])}</td>"
                         f"<td>{pts}</td><td>{e(c['status'])}</td><td>{msg}</td>"
                         f"<td>{c['seconds']:.2f}</td><td>{c['peak_rss_mb']:.0f}</td></tr>")
@@ -2162,6 +1733,9 @@ def render_html(rep: dict) -> str:
                            ("Restored before tests (tampering)", "restored")):
             if n.get(key):
                 rows.append(f"<h3>{title}</h3><ul>" + "".join(f"<li>{e(x)}</li>" for x in n[key]) + "</ul>")
+        if n.get("rules"):
+            rows.append("<h3>The assignment's rules (affected test cells score 0 unless overridden)</h3><ul>"
+                        + "".join(f"<li>{e(x)}</li>" for x in n["rules"]) + "</ul>")
         if n.get("flags"):
             rows.append("<h3>Static scan flags (for review; scores unaffected)</h3><ul>" + "".join(
                 f"<li>[{e(f['kind'])}] cell {e(f['cell'])} line {f['line']}: {e(f['what'])}</li>" for f in n["flags"])

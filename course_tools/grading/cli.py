@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
                 return 1
             print("assignments/ is up to date")
         elif args.command == "collect":
-            copied = nbgrader_cli.collect(args.name, args.from_dir)
-            print(f"collected {len(copied)} notebooks into grading/submitted")
+            print(nbgrader_cli.collect(args.name, args.from_dir).describe())
         elif args.command == "autograde":
             return autograder.run_from_args(args)
         elif args.command == "feedback":  # from the redacted notebooks: no hidden test code

@@ -1,4 +1,4 @@
-"""Hostile and broken submissions, graded in ONE run beside honest ones (issue 5).
+"""Hostile and broken submissions, graded in ONE run beside honest ones (issues 5 and 11).
 
 One module-scoped run of :func:`course_tools.grading.autograde.autograde` (``--jobs 2``, small
 limits) grades, in a temporary course with assignment 01, honest submissions (the solution, the
@@ -201,6 +201,176 @@ for _addr in [("127.0.0.1", {port}), ("10.0.0.1", 80)]:
 '''
 
 
+# ------------------------------------------------------------------------------------------
+# the nine attacks of issue 11, each with a WRONG sigmoid (zeros of the right shape): under the
+# in-kernel guard each scored full marks; with test cells judged in the evaluator each must lose
+# exactly sigmoid_tests (2 points). Real student code, run as submitted.
+
+_ZEROS = """
+def sigmoid(x):
+    return _wrap(np.zeros(np.shape(x)))
+
+
+def sigmoid_grad(x):
+    return _wrap(np.zeros(np.shape(x)))
+"""
+
+LYING_SUBCLASS = """
+import numpy as np, torch
+class _AlwaysClose(np.ndarray):
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        out = np.ones(np.broadcast_shapes(*[np.shape(i) for i in inputs]), dtype=bool)
+        return out.view(_AlwaysClose)
+class _Liar(torch.Tensor):
+    def numpy(self):
+        return torch.Tensor.numpy(self.as_subclass(torch.Tensor)).view(_AlwaysClose)
+    def detach(self):
+        return self
+    def cpu(self):
+        return self
+def _wrap(a):
+    return torch.as_tensor(a).as_subclass(_Liar)
+""" + _ZEROS
+
+FRAME_READER = """
+import sys, numpy as np, torch
+class _Mirror(torch.Tensor):
+    def numpy(self):
+        f = sys._getframe(1)
+        while f is not None:
+            if "expected" in f.f_locals:
+                return np.asarray(f.f_locals["expected"], dtype=np.float64)
+            f = f.f_back
+        return torch.Tensor.numpy(self.as_subclass(torch.Tensor))
+    def detach(self):
+        return self
+    def cpu(self):
+        return self
+def _wrap(a):
+    return torch.as_tensor(a).as_subclass(_Mirror)
+""" + _ZEROS
+
+NUMPY_DICT_PATCH = """
+import numpy as np
+np.__dict__["isclose"] = lambda a, b, **k: np.ones(np.broadcast_shapes(np.shape(a), np.shape(b)), dtype=bool)
+def _wrap(a):
+    return a
+""" + _ZEROS
+
+ARMED_TO_NUMPY = """
+import builtins, sys, numpy as np
+import course_lib.testing as _t
+_real_to_numpy, _real_import = _t.to_numpy, builtins.__import__
+def _armed(x):
+    f = sys._getframe(1)
+    e = f.f_locals.get("expected")
+    return np.asarray(e if e is not None else x, dtype=np.float64)
+def _hooked_import(name, *a, **k):
+    if name == "sys":  # the guard's final check: put the real helper back first
+        _t.to_numpy = _real_to_numpy
+    return _real_import(name, *a, **k)
+builtins.__import__ = _hooked_import
+def _wrap(a):
+    _t.to_numpy = _armed
+    return a
+""" + _ZEROS
+
+SETTRACE = """
+import sys, numpy as np
+_set = getattr(sys, "set" + "trace")
+def _tracer(frame, event, arg):
+    if frame.f_code.co_name == "assert_close":
+        def _local(f, ev, a):
+            if "bad" in f.f_locals:
+                f.f_locals["bad"][...] = False
+                import ctypes
+                ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(f), ctypes.c_int(0))
+            if ev == "return":
+                _set(None)
+            return _local
+        return _local
+    return _tracer
+def _wrap(a):
+    _set(_tracer)
+    return a
+""" + _ZEROS
+
+GC_GUARD = """
+import gc, numpy as np
+for _o in gc.get_objects():
+    if type(_o).__name__ == "Guard":
+        _o._check = lambda *a, **k: []
+def _wrap(a):
+    return a
+""" + _ZEROS
+
+CODE_SWAP = """
+import gc, numpy as np
+def _noop(*a, **k):
+    return None
+for _o in gc.get_objects():
+    if callable(_o) and getattr(_o, "__name__", "") in ("assert_close", "assert_shape") and hasattr(_o, "__code__"):
+        try:
+            _o.__code__ = _noop.__code__
+        except (TypeError, ValueError):
+            pass
+def _wrap(a):
+    return a
+""" + _ZEROS
+
+FAKE_SYS = """
+import sys, types, numpy as np
+_fake = types.ModuleType("sys")
+_fake.__dict__.update(sys.__dict__)
+class _Holder:
+    def __getattr__(self, name):
+        return lambda *a, **k: []
+_fake.modules = type("M", (dict,), {"__getitem__": lambda self, k: _Holder()})(sys.modules)
+sys.modules["sys"] = _fake
+def _wrap(a):
+    return a
+""" + _ZEROS
+
+CTYPES_BYTECODE = """
+import sys, numpy as np
+_ct = sys.modules.get("ctypes") or __import__("importlib").import_module("ctypes")
+def _pass(*a, **k):
+    return None
+for _f in [v for v in list(globals().values()) if getattr(v, "__name__", "") in ("assert_close", "assert_shape")]:
+    _dst, _src = _f.__code__.co_code, _pass.__code__.co_code
+    _n = min(len(_dst), len(_src))
+    _off = sys.getsizeof(_dst) - len(_dst) - 1
+    _ct.memmove(id(_dst) + _off, id(_src) + _off, _n)
+def _wrap(a):
+    return a
+""" + _ZEROS
+
+ATTACKS = {
+    "attack-lying-subclass": LYING_SUBCLASS, "attack-frame-reader": FRAME_READER,
+    "attack-numpy-dict-patch": NUMPY_DICT_PATCH, "attack-armed-to-numpy": ARMED_TO_NUMPY,
+    "attack-settrace": SETTRACE, "attack-gc-guard": GC_GUARD, "attack-code-swap": CODE_SWAP,
+    "attack-fake-sys": FAKE_SYS, "attack-ctypes-bytecode": CTYPES_BYTECODE,
+}
+
+
+PRINT_CALLER = """    import inspect, linecache, sys, traceback
+    for _fr in inspect.stack(context=40):
+        print("FRAME", _fr.filename, "".join(_fr.code_context or []))
+    traceback.print_stack()
+    _f = sys._getframe()
+    while _f is not None:
+        print("GLOBALS", sorted(k for k in _f.f_globals if not k.startswith("__"))[:50])
+        _f = _f.f_back
+    print("CACHE", [(k, "".join(v[2])[:3000]) for k, v in list(linecache.cache.items())[:200]])
+"""
+
+
+def attack_submission(sol, code: str):
+    nb = copy.deepcopy(sol)
+    _cell(nb, "sigmoid").source = code
+    return nb
+
+
 def build_cases(sol, release, course: Path, port: int, marker: str) -> dict:
     """student -> (notebook | raw bytes | None for "no notebook", expected per-cell scores)."""
     def s():
@@ -265,6 +435,18 @@ def build_cases(sol, release, course: Path, port: int, marker: str) -> dict:
                   "    return s")
     cases["hostile-patch-during-test"] = (intest, scores(sigmoid_tests=1))
     cases["hostile-hijack-kernel"] = (insert_after(wrong_sigmoid(s()), "sigmoid", HIJACK), scores(**POINTS))
+    for student, code in ATTACKS.items():
+        cases[student] = (attack_submission(sol, code), scores(sigmoid_tests=1))
+    # section 4: folders and names
+    cases["no-submission"] = (None, scores(**POINTS))  # an empty folder: a row, a report, 0 points
+    cases["broken-deep-json"] = (('{"cells": [' + "[" * 100_000 + "]" * 100_000 + '], "nbformat": 4}').encode(),
+                                 scores(**POINTS))
+    cases["broken-folder-notebook"] = (("dir", NB), scores(**POINTS))  # a folder named like the notebook
+    cases["summary"] = (s(), scores())  # a student named like a run file keeps their own report
+    # a student's function that prints every frame and source it can reach during the hidden tests
+    cases["hostile-print-caller"] = (edit(s(), "sigmoid", '    """Derivative of the sigmoid at x, elementwise."""\n',
+                                          '    """Derivative of the sigmoid at x, elementwise."""\n' + PRINT_CALLER),
+                                     scores())
     if SANDBOXED:  # unsandboxed, this notebook would really write into the repository and /tmp
         cases["hostile-escape"] = (insert_after(s(), "sigmoid", escape_code(course, port, marker)), scores())
     return cases
@@ -273,7 +455,12 @@ def build_cases(sol, release, course: Path, port: int, marker: str) -> dict:
 def submit(course: Path, student: str, content) -> None:
     folder = course / "grading" / "submitted" / student / NAME
     folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
+    if content is None:
+        return
+    if isinstance(content, tuple) and content[0] == "dir":
+        (folder / content[1]).mkdir()
+        (folder / content[1] / "x.txt").write_text("not a notebook")
+    elif isinstance(content, bytes):
         (folder / NB).write_bytes(content)
     elif isinstance(content, tuple):
         nbformat.write(content[1], folder / content[0])
@@ -378,7 +565,8 @@ def test_run_completed_for_every_submission(run):
     "broken-json", "broken-nbformat",
     "broken-renamed", "hostile-loops", "hostile-crash", "hostile-bombs", "hostile-flood", "hostile-sanitise",
     "hostile-edited-tests", "hostile-python-tamper", "hostile-ipython-tamper", "hostile-patch-during-test",
-    "hostile-hijack-kernel", "hostile-escape"])
+    "hostile-hijack-kernel", "hostile-escape", "no-submission", "broken-deep-json", "broken-folder-notebook",
+    "summary", "hostile-print-caller", *ATTACKS])
 def test_each_test_cell_scores_what_the_honest_part_deserves(run, student):
     if student not in run["cases"]:
         pytest.skip(f"{student} needs a sandbox that hides the course")
@@ -401,8 +589,13 @@ def test_gradebook_holds_exactly_the_reports(run):
 
 
 def test_broken_notebooks_are_not_graded_with_a_clear_reason(run):
-    reasons = {s: _nb_report(run, s)["reason"] for s in ("broken-json", "broken-nbformat", "broken-renamed")}
+    reasons = {s: _nb_report(run, s)["reason"] for s in ("broken-json", "broken-nbformat", "broken-renamed",
+                                                          "no-submission", "broken-deep-json",
+                                                          "broken-folder-notebook")}
     assert reasons["broken-json"].startswith("invalid-json:") and "line 1" in reasons["broken-json"]
+    assert reasons["no-submission"].startswith("no-submission:") and "empty" in reasons["no-submission"]
+    assert reasons["broken-deep-json"].startswith("invalid-json:") and "nested more than" in reasons["broken-deep-json"]
+    assert reasons["broken-folder-notebook"].startswith("not-a-file:")
     assert reasons["broken-nbformat"].startswith("wrong-nbformat:") and "nbformat 3" in reasons["broken-nbformat"]
     assert reasons["broken-renamed"].startswith("missing-notebook:") and "renamed.ipynb" in reasons["broken-renamed"]
     for s in reasons:
@@ -475,35 +668,35 @@ def test_deleted_reordered_and_edited_tests_are_restored_from_the_source(run):
     assert "### BEGIN HIDDEN TESTS" in _cell(graded, "sigmoid_tests").source  # the source's cell ran
 
 
-def test_python_level_tampering_is_undone_and_named(run):
+def test_python_level_tampering_is_flagged_and_gains_nothing(run):
+    """The patches live in the student's kernel; the tests ran in the evaluator (scores checked above)."""
     nbr = _nb_report(run, "hostile-python-tamper")
-    restored = " | ".join(nbr["restored"])
-    for what in ("test helper `assert_close` was rebound", "numpy.isclose was replaced",
-                 "the code of course_lib.testing.assert_close was replaced", "torch.sigmoid was replaced",
-                 "builtins.abs was replaced", "sys.modules['course_lib.testing'] was replaced",
-                 "builtin `abs` was shadowed", "numpy.testing.assert_allclose was replaced"):
-        assert what in restored, f"{what!r} not in {restored}"
     flags = {f["what"] for f in nbr["flags"]}
     assert "redefines test helper `assert_close`" in flags and "modifies module attribute numpy.isclose" in flags
 
 
 def test_ipython_tampering_and_fake_banner_gain_nothing(run):
     nbr = _nb_report(run, "hostile-ipython-tamper")
-    restored = " | ".join(nbr["restored"])
-    for what in ("InteractiveTB", "ast_transformers", "post_run_cell", "run_cell"):
-        assert what in restored or what.replace("InteractiveTB", "showtraceback") in restored, restored
     assert any("get_ipython" in f["what"] for f in nbr["flags"])
     assert "All tests passed! Your score: 12/12" in _graded_text(run, "hostile-ipython-tamper")
 
 
 def test_patching_during_a_test_fails_that_test(run):
     c = _cells(run, "hostile-patch-during-test")["sigmoid_tests"]
-    assert c["reason"] == "tampering detected during the test" and "numpy.isclose" in c["message"]
+    assert c["reason"] == "test failed" and "sigmoid'(0) must be 1/4" in c["message"]
 
 
 def test_hijacked_kernel_scores_nothing(run):
     for c in _cells(run, "hostile-hijack-kernel").values():
-        assert "could not restore" in c["reason"] or "tampering" in c["reason"]
+        assert "exchange" in c["reason"], c
+
+
+@pytest.mark.parametrize("student", list(ATTACKS))
+def test_attacks_on_the_judge_fail_with_the_wrong_answers_message(run, student):
+    """Whatever the kernel did to itself, the evaluator judged the zeros it received."""
+    c = _cells(run, student)["sigmoid_tests"]
+    assert c["points"] == 0 and c["status"] == "failed", c
+    assert c["reason"] in ("test failed",) or "kernel" in c["reason"], c
 
 
 @pytest.mark.skipif(not SANDBOXED, reason="no sandbox that hides the course on this machine")
@@ -521,6 +714,14 @@ def test_no_escape_from_the_sandbox(run):
 
 # ------------------------------------------------------------------------------------------
 # feedback, CSV, plot
+
+
+def test_student_code_cannot_read_the_tests_that_call_it(run):
+    """The tests run in the evaluator: frames, globals and linecache of the kernel hold no test source."""
+    text = _graded_text(run, "hostile-print-caller")
+    assert "FRAME" in text and "CACHE" in text
+    hidden = [ln for ln, kind in secret_lines(run["sol"]).items() if kind == "hidden test"]
+    assert hidden and not [ln for ln in hidden if ln in text]
 
 
 def test_feedback_shows_hidden_failures_without_their_code(run):
@@ -551,6 +752,10 @@ def test_grades_csv_and_distribution_plot(run):
         s: sum(exp.values()) for s, (_, exp) in run["cases"].items()}
     for student in run["cases"]:
         assert (reports / f"{student}.txt").exists() and (reports / f"{student}.html").exists()
+    # the run's summary is its own file: the student "summary" has a report of their own
+    assert "summary" in (reports / "_summary.txt").read_text() and "01-neural-networks" in (reports / "_summary.txt").read_text()
+    assert json.loads((reports / "summary.json").read_text())["student"] == "summary"
+    assert float(rows["no-submission"]["score"]) == 0.0 and float(rows["broken-deep-json"]["score"]) == 0.0
 
 
 # ------------------------------------------------------------------------------------------

@@ -28,14 +28,16 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 venv: $(STAMP)
 
-## build the course: every notebook executed into build/executed, then the website into build/site
+## build the course: every notebook executed into build/executed (FULL=1: build/executed-full), then the
+## website into build/site from those outputs; unchanged notebooks are not re-executed (FORCE=1 re-executes)
+EXECUTED := build/executed$(if $(filter 1,$(FULL)),-full,)
 course: venv
-	OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m course_tools execute --jobs $(JOBS) $(if $(filter 1,$(FULL)),--full,) --json build/executed/results.json
-	$(PY) -m course_tools site build --strict
+	OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m course_tools execute --jobs $(JOBS) $(if $(filter 1,$(FULL)),--full,) $(if $(filter 1,$(FORCE)),--force,) --build-dir $(EXECUTED) --json $(EXECUTED)/results.json
+	$(PY) -m course_tools site build --strict --executed $(EXECUTED)
 
-## the website alone, from what build/executed holds
+## the website alone, from what build/executed holds (FULL=1: build/executed-full)
 site: venv
-	$(PY) -m course_tools site build
+	$(PY) -m course_tools site build --executed $(EXECUTED)
 
 notebooks: venv
 	$(PY) -m course_tools sync

@@ -88,6 +88,11 @@ class CourseLayout:
         return self.build / "executed"
 
     @property
+    def executed_full(self) -> Path:
+        """Full-mode executed notebooks (``make course FULL=1``; kept apart from the smoke runs)."""
+        return self.build / "executed-full"
+
+    @property
     def site(self) -> Path:
         return self.build / "site"
 

@@ -1,14 +1,17 @@
 """The course's notebook executor, used by the Makefile and by the tests.
 
     python -m course_tools sync                      # write the .ipynb twins
-    python -m course_tools execute [--full] [--jobs N] [--timeout S] [PATH ...]
+    python -m course_tools execute [--full] [--force] [--jobs N] [--timeout S] [PATH ...]
 
 ``execute`` converts each source (``lectures/*/*.py`` and ``solutions/*/*.py`` by default) to a
 notebook, runs it with papermill (``SMOKE=True`` and ``COURSE_SMOKE=1`` unless ``--full``) in a
 separate process per notebook, several at once, each under a wall-clock timeout, skips ``gpu``
 cells where no CUDA device exists (they then show a visible "skipped" output), writes the executed
-notebooks under ``build/executed/`` and prints a table notebook → seconds → status.
-Exit status 0 when every notebook ran, 1 otherwise.
+notebooks under ``build/executed/`` (smoke) or ``build/executed-full/`` (``--full``) and prints a
+table notebook → seconds → status. A notebook whose source, ``course_lib`` sources, mode, GPU
+decision and torch/numpy versions are unchanged since its last successful run is not executed again
+(status ``cached``; see :mod:`course_tools.notebooks.cache`); ``--force`` executes every notebook.
+Exit status 0 when every notebook ran (or was cached), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ from pathlib import Path
 
 from course_lib.gpu import GPU_ENV_VAR, cuda_available, mark_skipped_gpu_cells, skip_tag
 from course_tools.layout import LAYOUT, LECTURES, REPO_ROOT, SMOKE_ENV_VAR, SOLUTIONS
+from course_tools.notebooks import cache
 from course_tools.notebooks.convert import find_sources, read_source, write_notebook
 
 BUILD_DIR = LAYOUT.executed
+#: full-mode outputs live apart, so that a smoke run never overwrites or reuses them (and vice versa)
+FULL_BUILD_DIR = LAYOUT.executed_full
 DEFAULT_TIMEOUT_S = 600
 
 
@@ -40,9 +46,14 @@ class RunResult:
     source: str
     output: str
     seconds: float
-    status: str  # "ok", "failed", "timeout"
+    status: str  # "ok", "cached" (unchanged since its last successful run: not executed), "failed", "timeout"
     detail: str = ""
     skipped_gpu_cells: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the output is a successful run of the current source (executed now or cached)."""
+        return self.status in {"ok", "cached"}
 
 
 def output_path(source: Path, build_dir: Path = BUILD_DIR, root: Path = REPO_ROOT) -> Path:
@@ -157,6 +168,28 @@ def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int) ->
     return result
 
 
+def _cached_result(source: Path, output: Path, record: dict, seconds: float) -> RunResult:
+    detail = f"executed {record.get('date', '?')} in {record.get('seconds', '?')} s on {record.get('device', '?')}"
+    return RunResult(str(source), str(output), round(seconds, 2), "cached", detail,
+                     int(record.get("skipped_gpu_cells", 0)))
+
+
+def _run_cached(source: Path, output: Path, key: cache.CacheKey, smoke: bool, timeout: int, use_cache: bool) -> RunResult:
+    """Reuse ``output`` when its record matches ``key``; otherwise execute and, on success, record the run."""
+    start = time.perf_counter()
+    if use_cache:
+        record = cache.cached_run(output, key)
+        if record is not None:
+            return _cached_result(source, output, record, time.perf_counter() - start)
+    cache.record_path(output).unlink(missing_ok=True)  # a stale record must never vouch for a new output
+    result = _run_in_subprocess(source, output, smoke, timeout)
+    if result.status == "ok" and output.exists():
+        meta = json.loads(output.read_text(encoding="utf-8")).get("metadata", {}).get("course", {})
+        cache.write_record(output, key, {**meta, "source": os.path.relpath(source, REPO_ROOT),
+                                         "skipped_gpu_cells": result.skipped_gpu_cells})
+    return result
+
+
 def execute_many(
     sources: list[Path],
     *,
@@ -164,11 +197,25 @@ def execute_many(
     jobs: int | None = None,
     timeout: int = DEFAULT_TIMEOUT_S,
     build_dir: Path = BUILD_DIR,
+    use_cache: bool = True,
+    lib_dir: Path | None = None,
 ) -> list[RunResult]:
-    """Execute ``sources`` in parallel (``jobs`` at once, default = cores), each in its own process."""
+    """Execute ``sources`` in parallel (``jobs`` at once, default = cores), each in its own process.
+
+    A source whose executed notebook in ``build_dir`` has a matching cache record is not executed
+    (status ``cached``) unless ``use_cache`` is False; ``lib_dir`` is the ``course_lib`` hashed into the
+    key (default: the one the kernels import, :data:`course_tools.notebooks.cache.LIB_DIR`).
+    """
     jobs = max(1, jobs or os.cpu_count() or 1)
+    library_sha256 = cache.library_digest(lib_dir or cache.LIB_DIR)
+    gpu_cells = cuda_available()
+    work = []
+    for s in sources:
+        source = Path(s)
+        key = cache.cache_key(source, smoke=smoke, gpu_cells=gpu_cells, library_sha256=library_sha256)
+        work.append((source, output_path(source, build_dir), key))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_in_subprocess, Path(s), output_path(Path(s), build_dir), smoke, timeout) for s in sources]
+        futures = [pool.submit(_run_cached, source, out, key, smoke, timeout, use_cache) for source, out, key in work]
         return [f.result() for f in futures]
 
 
@@ -195,7 +242,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
     p_exec.add_argument("--full", action="store_true", help="full mode (SMOKE=False): the quality the issues name")
     p_exec.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: number of cores)")
     p_exec.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT_S, help="seconds per notebook")
-    p_exec.add_argument("--build-dir", type=Path, default=BUILD_DIR)
+    p_exec.add_argument("--force", action="store_true", help="execute every notebook, even those unchanged since their last run")
+    p_exec.add_argument("--build-dir", type=Path, default=None,
+                        help="output folder (default: build/executed, or build/executed-full with --full)")
     p_exec.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     p_one = sub.add_parser("_one", help=argparse.SUPPRESS)
     p_one.add_argument("source", type=Path)
@@ -221,13 +270,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
         return 2
     mode = "full" if args.full else "smoke"
     print(f"executing {len(sources)} notebooks ({mode} mode, {args.jobs or os.cpu_count()} at a time, "
-          f"GPU cells {'run' if cuda_available() else 'skipped: no CUDA device'})", flush=True)
-    results = execute_many(sources, smoke=not args.full, jobs=args.jobs, timeout=args.timeout, build_dir=args.build_dir)
+          f"GPU cells {'run' if cuda_available() else 'skipped: no CUDA device'}, "
+          f"{'no cache (--force)' if args.force else 'unchanged notebooks cached'})", flush=True)
+    build_dir = args.build_dir or (FULL_BUILD_DIR if args.full else BUILD_DIR)
+    results = execute_many(sources, smoke=not args.full, jobs=args.jobs, timeout=args.timeout, build_dir=build_dir,
+                           use_cache=not args.force)
     print(format_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
-    return 0 if all(r.status == "ok" for r in results) else 1
+    return 0 if all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ def executed_lecture(
     else:
         log(f"  {lec.folder}: executing ({'full' if full else 'smoke'} mode) into {out} ...")
         [result] = execute_many([src], smoke=not full, jobs=1, build_dir=executed_dir)
-        if result.status != "ok":
+        if not result.ok:
             raise ReleaseError(
                 f"{src.relative_to(root)} failed to execute with the reference course_lib "
                 f"({result.status}: {result.detail}); fix the lecture before releasing it"

@@ -355,6 +355,43 @@ def figure_problems(fig, *, tolerance: float = 1.0) -> list[str]:
     return problems
 
 
+#: offsets (in points) tried, in order, for a point's label by :func:`label_points`
+LABEL_OFFSETS = ((4, 4), (4, -10), (-4, 4), (-4, -10), (8, 12), (8, -18), (-8, 12), (-8, -18))
+
+
+def label_points(ax, xy, labels, *, fontsize: float = 9, offsets=LABEL_OFFSETS) -> list[str]:
+    """Label the points ``xy`` ((N, 2) data coordinates) of ``ax`` with ``labels`` without overlaps.
+
+    Each label is tried at the offsets of ``offsets`` around its point; one that overlaps an earlier
+    label, a tick label or the axes' edge at every offset is left out. Returns the labels left out
+    (a caller can say so in the caption), so a scatter of words or faces stays readable whatever
+    the data (the figure check of :func:`show` fails on overlapping text).
+    """
+    import numpy as np
+
+    xy = np.asarray(xy, dtype=float)
+    if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) != len(labels):
+        raise ValueError(f"label_points needs xy of shape (N, 2) and N labels; got {xy.shape} and {len(labels)} labels")
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes_box = ax.get_window_extent(renderer)
+    taken = [text.get_window_extent(renderer) for _, text in _texts(fig)]
+    dropped = []
+    for (x, y), label in zip(xy, labels):
+        for dx, dy in offsets:
+            text = ax.annotate(str(label), (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize)
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            inside = axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1 and axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1
+            if inside and not any(box.overlaps(other) for other in taken):
+                taken.append(box)
+                break
+            text.remove()
+        else:
+            dropped.append(str(label))
+    return dropped
+
+
 def show(fig=None, caption: str = "") -> None:
     """Check ``fig`` (default: the current figure), display it with a numbered caption, close it.
 
@@ -400,6 +437,7 @@ __all__ = [
     "FigureRecord",
     "Markdown",
     "claim",
+    "label_points",
     "figure_problems",
     "get_device",
     "md",

@@ -36,7 +36,7 @@ from sklearn.decomposition import PCA
 
 from course_lib import text as T
 from course_lib.data import gensim_test_file, load_brown, load_lee_corpus
-from course_lib.notebook import claim, md, setup_notebook, show, subplots
+from course_lib.notebook import claim, label_points, md, setup_notebook, show, subplots
 
 SMOKE = setup_notebook(SMOKE, seed=0)
 BROWN_CATS = "news" if SMOKE else None  # the whole Brown corpus (1.16M tokens) in full mode
@@ -193,11 +193,11 @@ words = [w for w in ["monday", "tuesday", "friday", "sunday", "january", "march"
 xy = PCA(2).fit_transform(torch.stack([sg.get_vector(w, norm=True) for w in words]).numpy())
 fig, ax = subplots(figsize=(7, 5))
 ax.scatter(xy[:, 0], xy[:, 1], marker="o")
-for (x, y), w in zip(xy, words):
-    ax.annotate(w, (x, y), fontsize=9)
 ax.set_xlabel("PC 1")
 ax.set_ylabel("PC 2")
-show(fig, "PCA of the unit skip-gram vectors of days, months, numbers and family words.")
+left_out = label_points(ax, xy, words)
+show(fig, "PCA of the unit skip-gram vectors of days, months, numbers and family words"
+     + (f" (labels left out where they would overlap: {', '.join(left_out)})." if left_out else "."))
 
 # %% [markdown]
 # ## 5. Corpus artefacts: one word, two corpora

@@ -235,9 +235,11 @@ for _B, _k, _d in [(1, 1, 1), (7, 3, 5), (64, 15, 16), (5, 5, 300)]:
 # With $s_O = \langle v'_{w_O}, v_{w_I}\rangle$, $s_i = \langle v'_{w_i}, v_{w_I}\rangle$ and
 # $\sigma'(x) = \sigma(x)(1 - \sigma(x))$, the loss of one pair $\ell = -\log\sigma(s_O) - \sum_i \log\sigma(-s_i)$ has
 #
-# $$\frac{\partial \ell}{\partial v_{w_I}} = (\sigma(s_O) - 1)\, v'_{w_O} + \sum_{i=1}^k \sigma(s_i)\, v'_{w_i},\qquad
+# $$\begin{gathered}
+#   \frac{\partial \ell}{\partial v_{w_I}} = (\sigma(s_O) - 1)\, v'_{w_O} + \sum_{i=1}^k \sigma(s_i)\, v'_{w_i},\\
 #   \frac{\partial \ell}{\partial v'_{w_O}} = (\sigma(s_O) - 1)\, v_{w_I},\qquad
-#   \frac{\partial \ell}{\partial v'_{w_i}} = \sigma(s_i)\, v_{w_I}.$$
+#   \frac{\partial \ell}{\partial v'_{w_i}} = \sigma(s_i)\, v_{w_I}.
+# \end{gathered}$$
 #
 # Write `sgns_grads(center, context, negative)` returning `(loss, d_center, d_context, d_negative)`
 # for the **averaged** loss of §3 (so every gradient is divided by $B$), shapes

@@ -94,3 +94,23 @@ def test_show_prints_problems_and_records_the_figure(capsys):
     out = capsys.readouterr().out
     assert "Figure 1. An unlabelled line." in out and f"{notebook.FIGURE_PROBLEM_MARK} axes 0 has no x label" in out
     assert notebook.FIGURES[-1].number == 1 and notebook.FIGURES[-1].problems
+
+
+def test_label_points_never_overlaps_and_reports_what_it_left_out():
+    import numpy as np
+
+    from course_lib.notebook import figure_problems, label_points, subplots
+
+    rng = np.random.default_rng(0)
+    xy = np.vstack([rng.normal(0, 0.01, size=(12, 2)), rng.uniform(-5, 5, size=(6, 2))])  # a tight cluster + spread
+    labels = [f"word{i:02d}" for i in range(len(xy))]
+    fig, ax = subplots(figsize=(4, 3))
+    ax.scatter(xy[:, 0], xy[:, 1])
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    left_out = label_points(ax, xy, labels)
+    shown = [t.get_text() for t in ax.texts]
+    assert not [p for p in figure_problems(fig) if "overlaps" in p]
+    assert left_out and sorted(shown + left_out) == sorted(labels), "every label is either shown or reported"
+    with pytest.raises(ValueError, match="shape"):
+        label_points(ax, xy[:, :1], labels)

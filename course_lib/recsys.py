@@ -388,7 +388,8 @@ class DSSM(nn.Module):
     features (a hybrid of content and collaborative signals); ``gamma`` the softmax smoothing
     factor (DSSM's gamma; learned when ``learn_gamma``). ``forward(users, items) -> (B,)`` scores
     in ``[-gamma, gamma]``; ``user_vectors``/``item_vectors`` the unit tower outputs, so that all
-    items can be scored for a user by one matrix product.
+    items can be scored for a user by one matrix product; :meth:`score_pairs` scores ``(B, m)``
+    candidates with one user-tower pass per user.
     """
 
     def __init__(
@@ -453,6 +454,16 @@ class DSSM(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         _check_ids(users, items, self.n_users, self.n_items)
         return self.gamma * (self.user_vectors(users) * self.item_vectors(items)).sum(-1)
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of each user against several items, ``users (B,), items (B, m) -> (B, m)``, running
+        the user tower once per user rather than once per (user, item) pair (what
+        :func:`train_recommender` uses for the positive and its negatives)."""
+        if items.ndim != 2 or users.shape != (items.shape[0],):
+            raise ValueError(f"users must be (B,) and items (B, m), got {tuple(users.shape)} and {tuple(items.shape)}")
+        _check_ids(users, items[:, 0], self.n_users, self.n_items)
+        iv = self.item_vectors(items.reshape(-1)).view(*items.shape, -1)
+        return self.gamma * torch.linalg.vecdot(iv, self.user_vectors(users).unsqueeze(1))
 
 
 # ============================================================================================
@@ -528,8 +539,12 @@ def train_recommender(
             for s in range(0, u_all.numel(), batch_size):
                 u, i, n = u_all[s : s + batch_size], i_all[s : s + batch_size], n_all[s : s + batch_size]
                 B, k = n.shape
-                pos = model(u, i)
-                neg = model(u.repeat_interleave(k), n.reshape(-1)).view(B, k)
+                if hasattr(model, "score_pairs"):  # e.g. DSSM: one user-tower pass per user
+                    both = model.score_pairs(u, torch.cat([i.unsqueeze(1), n], 1))
+                    pos, neg = both[:, 0], both[:, 1:]
+                else:
+                    pos = model(u, i)
+                    neg = model(u.repeat_interleave(k), n.reshape(-1)).view(B, k)
                 if loss == "bce":
                     value = (F.softplus(-pos).sum() + F.softplus(neg).sum()) / (B * (1 + k))
                 elif loss == "bpr":
@@ -562,6 +577,10 @@ def score_candidates(model: nn.Module, users: Any, candidates: Any, batch_size: 
     c = torch.as_tensor(np.asarray(candidates), dtype=torch.long, device=device)
     if c.ndim != 2 or u.shape != (c.shape[0],):
         raise ValueError(f"users must be (U,) and candidates (U, C), got {tuple(u.shape)} and {tuple(c.shape)}")
+    if hasattr(model, "score_pairs"):
+        out = torch.cat([model.score_pairs(u[s : s + 256], c[s : s + 256]) for s in range(0, u.numel(), 256)])
+        model.train(was_training)
+        return out.float().cpu()
     flat_u = u.repeat_interleave(c.shape[1])
     flat_c = c.reshape(-1)
     out = torch.cat(

@@ -212,6 +212,9 @@ def test_dssm_cosine_two_towers():
     torch.testing.assert_close(fu, torch.tanh(model.user_tower[2](torch.tanh(lin(xu[u])))))
     all_scores = model.gamma * model.user_vectors() @ model.item_vectors().T
     torch.testing.assert_close(all_scores[u, i], model(u, i))
+    cand = torch.tensor([[7, 1, 2], [0, 0, 5], [3, 4, 6]])
+    torch.testing.assert_close(model.score_pairs(u, cand), all_scores[u.unsqueeze(1), cand])
+    torch.testing.assert_close(score_candidates(model, u.numpy(), cand.numpy()), all_scores[u.unsqueeze(1), cand])
     assert (all_scores.abs() <= 5.0 + 1e-5).all()
     hybrid = DSSM(xu, xi, dim=4, id_dim=3, learn_gamma=True)
     assert hybrid(u, i).shape == (3,) and hybrid.log_gamma.requires_grad

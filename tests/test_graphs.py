@@ -305,9 +305,10 @@ def test_walk_pairs_brute_force(seed):
 
 
 def test_node2vec_separates_karate_factions():
-    """Node2Vec (course_lib.text's skip-gram over walks): on the karate club, nodes are more
+    """seeds 16.8, 16.10, 16.12: Node2Vec = course_lib.text's skip-gram with negative sampling over
+    walks; on the karate club, nodes are more
     similar to their own faction than to the other (cosine similarity), and the embedding table
-    is in node order."""
+    is in node order; a node outside the training graph has no embedding (16.12)."""
     G = nx.karate_club_graph()
     model = Node2Vec(dim=16, walk_length=10, num_walks=10, window=4, epochs=2, sample=0, seed=0).fit(G)
     Z = torch.nn.functional.normalize(model.embeddings, dim=1)

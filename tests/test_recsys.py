@@ -183,7 +183,7 @@ def test_gmf_and_mlp_formulas():
 
 
 def test_neumf_shapes_and_pretrained_fusion():
-    """NeuMF.from_pretrained: h = [alpha h_GMF, (1 - alpha) h_MLP] makes the fused logit exactly
+    """seed 17.5 (the NCF framework): NeuMF.from_pretrained: h = [alpha h_GMF, (1 - alpha) h_MLP] makes the fused logit exactly
     alpha GMF + (1 - alpha) MLP before fine-tuning."""
     torch.manual_seed(0)
     gmf, mlp = GMF(10, 12, 5), MLPRec(10, 12, (8, 4), dropout=0.1)
@@ -201,6 +201,7 @@ def test_neumf_shapes_and_pretrained_fusion():
 
 
 def test_dssm_cosine_two_towers():
+    """seed 17.4 (DSSM): gamma * cos of two tanh towers, as a matrix product of unit vectors."""
     torch.manual_seed(0)
     xu, xi = torch.randn(6, 5), torch.randn(8, 3)
     model = DSSM(xu, xi, hidden=(7,), dim=4, gamma=5.0)

@@ -16,7 +16,8 @@ FULL ?= 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv course site notebooks test test-fast lab release check-release collect autograde feedback export-grades grades bench lock clean
+.PHONY: venv course site notebooks test test-fast lab validate release check-release collect autograde feedback export-grades grades bench lock clean
+.PHONY: student-release new-lecture lint canary
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,8 +51,8 @@ test: venv $(LAB_SETTINGS)
 	$(PY) -m ruff check course_lib course_tools tests benchmarks conftest.py nbgrader_config.py
 	$(PY) -m course_tools sync
 	COURSE_SMOKE=1 OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax --nbval-cell-timeout=600 \
-		--durations=15 --ignore=tests/tools/test_site.py tests lectures
-	$(PY) -m pytest -q tests/tools/test_site.py
+		--durations=15 --ignore=tests/tools/test_site.py --ignore=tests/tools/test_executed_notebooks.py tests lectures
+	$(PY) -m pytest -q tests/tools/test_executed_notebooks.py tests/tools/test_site.py
 
 ## the library tests only (seconds): tests/ without tests/tools/
 test-fast: venv
@@ -60,6 +61,11 @@ test-fast: venv
 ## JupyterLab for students: .py lectures open as notebooks (jupytext)
 lab: venv $(LAB_SETTINGS)
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+## student: make validate NB=assignments/03-convolutions/03-convolutions.ipynb (exit 1 when a test fails)
+validate: venv
+	@test -n "$(NB)" || { echo "usage: make validate NB=assignments/NN-topic/NN-topic.ipynb"; exit 2; }
+	$(PY) -m course_tools validate $(NB)
 
 ## instructor: regenerate assignments/ from solutions/ (commit the result)
 release: venv
@@ -84,6 +90,16 @@ export-grades: venv
 ## benchmarks at real size (SMOKE=1 for tiny sizes), then benchmarks/RESULTS.md
 bench: venv
 	$(PY) -m course_tools bench $(if $(filter 1,$(SMOKE)),--smoke,)
+
+## instructor: what students receive: make student-release OUT=dir [UNTIL=05 | DATE=2027-03-01] [FORCE=1]
+student-release: venv
+	@test -n "$(OUT)" || { echo "usage: make student-release OUT=dir [UNTIL=05 | DATE=2027-03-01] [FORCE=1]"; exit 2; }
+	OMP_NUM_THREADS=$(NB_THREADS) $(PY) -m course_tools student-release "$(OUT)" $(if $(UNTIL),--until $(UNTIL),) $(if $(DATE),--date $(DATE),) $(if $(filter 1,$(FORCE)),--force,)
+
+## maintainer: scaffold a lecture: make new-lecture NN=18 TOPIC=transformers [TITLE="..."]
+new-lecture: venv
+	@test -n "$(NN)" -a -n "$(TOPIC)" || { echo "usage: make new-lecture NN=18 TOPIC=transformers [TITLE='Transformers']"; exit 2; }
+	$(PY) -m course_tools new-lecture $(NN) $(TOPIC) $(if $(TITLE),--title "$(TITLE)",)
 
 ## refresh requirements/constraints.txt from the current environment
 lock: venv

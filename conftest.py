@@ -85,7 +85,10 @@ def pytest_sessionfinish(session, exitstatus):
         except ValueError:
             continue
         from course_tools.notebooks.convert import write_notebook
+        from course_tools.notebooks.execute import run_metadata
 
+        seconds = next((s for name, s in _notebook_seconds.items() if path.endswith(name.split("::")[0])), 0.0)
+        nb.metadata["course"] = run_metadata(True, seconds, "nbval (make test)")
         write_notebook(nb, EXECUTED_DIR / rel)
 
 

@@ -48,6 +48,12 @@ COMMANDS: dict[str, Command] = {
     "feedback": Command("course_tools.grading.cli:main", "write feedback HTML per student into grading/feedback",
                         ("feedback",)),
     "export": Command("course_tools.grading.cli:main", "write grading/grades.csv", ("export",)),
+    "validate": Command("course_tools.grading.validate:main",
+                        "student: run an assignment notebook's tests as the Validate button does; exit 1 if any fails"),
+    "new-lecture": Command("course_tools.scaffold:main",
+                           "scaffold lecture NN TOPIC: lecture, assignment, course_lib module, test, benchmark, syllabus"),
+    "student-release": Command("course_tools.student_release.build:main",
+                               "build what students receive on a date: released lectures/assignments, answers stubbed"),
 }
 
 

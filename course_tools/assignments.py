@@ -6,6 +6,9 @@ An ``[[assignment]]`` entry gives
 - ``release`` and ``due``: dates (TOML dates, ``2027-02-22``);
 - ``answers``: a table *notebook name → dotted course_lib name*: the reference implementation
   that answers a graded cell (the student release stubs these until the due date);
+- ``reveals`` (optional): other ``course_lib`` objects whose code gives an answer away (the
+  optimiser classes that apply the update rules an assignment asks for); the student release stubs
+  them with the answers, the grader treats them like the answers;
 - ``forbidden``: dotted prefixes an answer may not import, reference or call (the grader
   enforces them; the notebook's "Rules" paragraph states them for the student).
 
@@ -35,6 +38,11 @@ class AssignmentSpec:
     due: dt.date | None = None
     answers: dict[str, str] = field(default_factory=dict)
     forbidden: tuple[str, ...] = ()
+    reveals: tuple[str, ...] = ()
+
+    def stubbed_names(self) -> list[str]:
+        """The ``course_lib`` names hidden from students until the due date: the answers, then ``reveals``."""
+        return sorted(set(self.answers.values())) + sorted(set(self.reveals) - set(self.answers.values()))
 
     def is_released(self, on: dt.date) -> bool:
         return self.release is None or self.release <= on
@@ -79,10 +87,13 @@ def load_specs(root: Path = REPO_ROOT) -> dict[str, AssignmentSpec]:
         forbidden = entry.get("forbidden", [])
         if not isinstance(forbidden, list) or not all(isinstance(f, str) and f for f in forbidden):
             raise AssignmentSpecError(f"{where}: `forbidden` must be a list of dotted names")
+        reveals = entry.get("reveals", [])
+        if not isinstance(reveals, list) or not all(isinstance(r, str) and r.startswith("course_lib.") for r in reveals):
+            raise AssignmentSpecError(f"{where}: `reveals` must be a list of dotted course_lib names")
         release, due = _date(entry, "release", where), _date(entry, "due", where)
         if release and due and due < release:
             raise AssignmentSpecError(f"{where}: due {due} is before release {release}")
-        specs[name] = AssignmentSpec(name, release, due, dict(answers), tuple(forbidden))
+        specs[name] = AssignmentSpec(name, release, due, dict(answers), tuple(forbidden), tuple(reveals))
     return specs
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ class Lecture:
     modules: tuple[str, ...] = ()
     tests: tuple[str, ...] = ()
     benchmarks: tuple[str, ...] = ()
+    #: the day the lecture is given (the student release ships the lectures whose date has come)
+    date: dt.date | None = None
 
     def available(self, root: Path = REPO_ROOT) -> bool:
         return (root / LECTURES / self.folder).is_dir()
@@ -61,7 +64,10 @@ def load(root: Path = REPO_ROOT) -> list[Lecture]:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{path}: lecture {entry['number']}: {key} must be a list of paths; got {value!r}")
             lists[key] = tuple(value)
-        lectures.append(Lecture(**{k: str(entry[k]) for k in REQUIRED_KEYS}, **lists))
+        date = entry.get("date")
+        if date is not None and (not isinstance(date, dt.date) or isinstance(date, dt.datetime)):
+            raise ValueError(f"{path}: lecture {entry['number']}: date must be a TOML date such as 2027-02-01; got {date!r}")
+        lectures.append(Lecture(**{k: str(entry[k]) for k in REQUIRED_KEYS}, **lists, date=date))
     return lectures
 
 

@@ -62,6 +62,24 @@ def _first_error(nb) -> str:
     return ""
 
 
+def run_metadata(smoke: bool, seconds: float, executor: str) -> dict:
+    """What the website says about a run: mode, date (UTC), seconds, device (``metadata.course``)."""
+    import datetime
+    import platform
+
+    if cuda_available():
+        try:
+            import torch
+
+            device = f"GPU ({torch.cuda.get_device_name(0)})"
+        except (AssertionError, RuntimeError):  # COURSE_GPU=1 forced on a machine without CUDA (tests)
+            device = "GPU (forced by COURSE_GPU=1)"
+    else:
+        device = f"CPU ({os.cpu_count()} cores, {platform.machine()})"
+    return {"mode": "smoke" if smoke else "full", "seconds": round(seconds, 1), "executor": executor,
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "device": device}
+
+
 def execute_one(source: Path, output: Path, *, smoke: bool = True, cell_timeout: int = DEFAULT_TIMEOUT_S) -> RunResult:
     """Execute one notebook source in this process with papermill (the worker of :func:`execute_many`)."""
     import nbformat
@@ -98,6 +116,7 @@ def execute_one(source: Path, output: Path, *, smoke: bool = True, cell_timeout:
         skipped = 0
         if tmp_out.exists():
             executed = nbformat.read(tmp_out, as_version=4)
+            executed.metadata["course"] = run_metadata(smoke, time.perf_counter() - start, "papermill")
             skipped = mark_skipped_gpu_cells(executed) if not has_cuda else 0
             if status == "ok" and _first_error(executed):
                 status, detail = "failed", _first_error(executed)

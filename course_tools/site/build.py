@@ -139,6 +139,9 @@ def flatten_widgets(nb) -> int:
 
 def notebook_mode(nb) -> str:
     """``"smoke"`` or ``"full"``: papermill records ``SMOKE``; nbval (``make test``) always runs smoke mode."""
+    course = nb.get("metadata", {}).get("course", {}) or {}
+    if course.get("mode") in {"smoke", "full"}:
+        return course["mode"]
     params = nb.get("metadata", {}).get("papermill", {}).get("parameters", {}) or {}
     if "SMOKE" in params:
         return "smoke" if params["SMOKE"] else "full"
@@ -166,22 +169,46 @@ GPU_NOTE = (
 )
 
 
+#: a lecture's link to its assignment in the repository, and where that page is on the site
+REPO_ASSIGNMENT_LINK = re.compile(r"\]\(\.\./\.\./assignments/([^/)]+)/[^)]*\.ipynb\)")
+
+
+def run_note(nb, mode: str) -> str:
+    """How the page was run: mode, date, seconds, device (``metadata.course`` written by the executors)."""
+    meta = nb.get("metadata", {}).get("course", {}) or {}
+    parts = [f"**{mode}** mode"]
+    if meta.get("date"):
+        parts.append(f"executed {meta['date']}")
+    if meta.get("seconds") is not None:
+        parts.append(f"in {float(meta['seconds']):.0f} s")
+    if meta.get("device"):
+        parts.append(f"on {meta['device']}")
+    if meta.get("executor"):
+        parts.append(f"by {meta['executor']}")
+    return ", ".join(parts) + "."
+
+
 def prepare_lecture(nb, mode: str | None = None):
     """A copy of an executed lecture notebook ready for the site.
 
-    Drops papermill's injected-parameters cell, notes the execution mode under the title, marks
-    skipped ``gpu`` cells with a visible "needs a GPU" admonition, flattens widget outputs to text
-    and removes executor metadata.
+    Drops papermill's injected-parameters cell and the ``parameters`` cell (``SMOKE = False`` would
+    contradict the note), notes how the page was run under the title (mode, date, seconds, device)
+    with a warning banner on smoke builds, marks skipped ``gpu`` cells with a visible "needs a
+    GPU" admonition, points links to the repository's assignments at their site pages, flattens
+    widget outputs to text and removes executor metadata.
     """
     nb = copy.deepcopy(nb)
     mode = mode or notebook_mode(nb)
+    how = run_note(nb, mode)
     flatten_widgets(nb)
     nb.get("metadata", {}).pop("papermill", None)
     cells = []
     for cell in nb.get("cells", []):
         tags = cell.get("metadata", {}).get("tags", []) or []
-        if "injected-parameters" in tags:
+        if "injected-parameters" in tags or "parameters" in tags:
             continue
+        if cell.get("cell_type") == "markdown":
+            cell["source"] = REPO_ASSIGNMENT_LINK.sub(r"](../assignments/\1.ipynb)", _source_text(cell))
         if cell.get("cell_type") == "code" and is_gpu_cell(cell):
             texts = ["".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
             if any(SKIP_MESSAGE.strip() in t for t in texts):
@@ -191,12 +218,14 @@ def prepare_lecture(nb, mode: str | None = None):
         cells.append(cell)
     if mode == "smoke":
         banner = (
-            ":::{note}\nThis page was executed in **smoke mode**: small data and few epochs, so that "
-            "it runs in seconds on a CPU; its numbers and plots are illustrations, not the lecture's "
-            "final results. `make course FULL=1` builds the site at full size.\n:::"
+            ":::{admonition} Smoke build: numbers are not representative\n:class: warning\nThis page was executed in **smoke mode**: "
+            "small data and few epochs, so that it runs in seconds on a CPU; its numbers and plots are "
+            "illustrations, not the lecture's results, and its claims are shown as *not checked at smoke "
+            f"size*. `make course FULL=1` builds the site at full size.\n\nRun: {how}\n:::"
         )
     else:
-        banner = ":::{note}\nThis page was executed at **full size** (`make course FULL=1`).\n:::"
+        banner = (":::{note}\nThis page was executed at **full size** (`make course FULL=1`); every claim "
+                  f"on it was checked.\n\nRun: {how}\n:::")
     cells.insert(_title_index({"cells": cells}), _markdown_cell(banner, "site-mode-note"))
     nb["cells"] = cells
     return nb
@@ -260,7 +289,9 @@ def _syllabus_links(table: str, lectures_on_site: set[str], assignments_on_site:
         on_site = lectures_on_site if kind == "lectures" else assignments_on_site
         return f"[{text}]({kind}/{folder}.ipynb)" if folder in on_site else text
 
-    return re.sub(r"\[([^\]]+)\]\((lectures|assignments)/([^/)]+)/[^)]*\)", repl, table)
+    table = re.sub(r"\[([^\]]+)\]\((lectures|assignments)/([^/)]+)/[^)]*\)", repl, table)
+    # other repository files (course_lib/conv.py, benchmarks/...) are not pages: keep their text
+    return re.sub(r"(?<!!)\[([^\]]+)\]\((?![a-z]+:)(?!(?:lectures|assignments)/[^/)]+\.ipynb\))[^)]*\)", r"\1", table)
 
 
 def syllabus_page(root: Path, lectures_on_site: set[str], assignments_on_site: set[str]) -> str:

@@ -20,7 +20,7 @@
 #
 # trained end to end by minimising a loss $\frac{1}{\ell}\sum_i L\bigl(y_i, a(x_i)\bigr)$.
 #
-# This lecture covers
+# **Learning goals** — this lecture covers
 # 1. the neuron as a linear model, and the **fully connected layer** with its $nm$ weights;
 # 2. **activation functions** (sigmoid, tanh, ReLU, Leaky ReLU, ELU, Maxout) and their derivatives;
 # 3. why a stack of linear layers is **still linear**;
@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from course_lib import activations as act
 from course_lib.layers import Linear
-from course_lib.notebook import setup_notebook
+from course_lib.notebook import claim, md, setup_notebook, show, subplots
 from course_lib.training import fit
 
 SMOKE = setup_notebook(SMOKE, seed=0)
@@ -111,7 +111,7 @@ curves = {
     "Leaky ReLU (0.1)": (act.leaky_relu, act.leaky_relu_grad),
     "ELU (α = 1)": (act.elu, act.elu_grad),
 }
-fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+fig, axes = subplots(2, 3, figsize=(12, 6.5))
 for ax, (name, (f, df)) in zip(axes.flat, curves.items()):
     ax.plot(xs, f(xs), label="f(x)")
     ax.plot(xs, df(xs), "--", label="f'(x)")
@@ -127,8 +127,9 @@ axes.flat[5].plot(xs, -0.5 * xs - 1, ":", lw=1, label="piece 2")
 axes.flat[5].set_title("Maxout (k = 2)")
 axes.flat[5].legend(loc="upper left")
 fig.suptitle("Activation functions (solid) and their derivatives (dashed)")
-fig.tight_layout()
-plt.show()
+fig.supxlabel("$x$")
+fig.supylabel("$f(x)$, $f'(x)$")
+show(fig, 'Five elementwise activations with their derivatives, and a two-piece Maxout unit.')
 
 # %% [markdown]
 # The derivatives above are the analytic ones from `course_lib.activations`; a quick check against
@@ -166,14 +167,18 @@ W_total = np.eye(sizes[0])
 b_total = np.zeros(sizes[0])
 for lin in stack:
     W_total, b_total = W_total @ lin.params["W"], b_total @ lin.params["W"] + lin.params["b"]
-print(f"5 linear layers vs one collapsed layer: max difference {np.abs(h - (X @ W_total + b_total)).max():.2e}")
+linear_gap = np.abs(h - (X @ W_total + b_total)).max()
+print(f"5 linear layers vs one collapsed layer: max difference {linear_gap:.2e}")
 
 h = X
 for i, lin in enumerate(stack):
     h = lin.forward(h)
     if i < len(stack) - 1:
         h = act.relu(h)
-print(f"with ReLU between the layers:          max difference {np.abs(h - (X @ W_total + b_total)).max():.2e}")
+relu_gap = np.abs(h - (X @ W_total + b_total)).max()
+print(f"with ReLU between the layers:          max difference {relu_gap:.2e}")
+claim(linear_gap < 1e-9, "a stack of 5 linear layers equals one linear layer to machine precision")
+claim(relu_gap > 1e-3, "with ReLU between the layers the stack is no longer that linear map")
 
 # %% [markdown]
 # ## 4. The computation graph: a class defined by the signs of two linear functions
@@ -220,8 +225,11 @@ print(f"accuracy of the hand-built 2-2-2-1 network on the grid: {100 * (pred_blu
 lin_fit = np.linalg.lstsq(np.c_[P, np.ones(len(P))], truth.astype(float) * 2 - 1, rcond=None)[0]
 lin_acc = ((np.c_[P, np.ones(len(P))] @ lin_fit > 0) == truth).mean()
 print(f"accuracy of the best least-squares linear classifier:  {100 * lin_acc:.2f} %")
+net_acc = (pred_blue == truth).mean()
+claim(net_acc > 0.99, "the hand-built 2-2-2-1 network classifies more than 99 % of the grid correctly")
+claim(lin_acc < 0.8, "no linear classifier comes close: the best least-squares one is below 80 %")
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+fig, axes = subplots(1, 2, figsize=(10, 4.5))
 for ax, values, title in [(axes[0], truth, "true classes"), (axes[1], pred_blue, "network's prediction")]:
     ax.contourf(g1, g2, values.reshape(g1.shape), levels=[-0.5, 0.5, 1.5], colors=["tab:orange", "tab:blue"], alpha=0.6)
     ax.plot(grid, -(w1[0] * grid + c1) / w1[1], "k--", lw=1)
@@ -231,8 +239,7 @@ for ax, values, title in [(axes[0], truth, "true classes"), (axes[1], pred_blue,
     ax.set_title(title)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
-fig.tight_layout()
-plt.show()
+show(fig, "The XOR-of-half-planes problem: true classes (left) and the hand-built 2-2-2-1 network's prediction (right); dashed and dotted lines are the two linear functions.")
 
 # %% [markdown]
 # ## 5. Universal approximation
@@ -243,7 +250,7 @@ plt.show()
 #
 # The theorem says nothing about how large $H$ must be, nor how to find the weights. Below we fit
 # $g(x) = \sin(3x) + 0.3x^2$ on $[-2, 2]$ with networks of growing width $H$ (tanh hidden layer,
-# Adam on the mean squared error) and watch the error fall.
+# Adam on the mean squared error) and measure the error as $H$ grows.
 
 # %%
 x_train = torch.linspace(-2, 2, 256).unsqueeze(1)
@@ -261,21 +268,25 @@ for width in tqdm(UA_WIDTHS, desc="widths"):
 print(f"fitted {len(UA_WIDTHS)} networks in {time.perf_counter() - start:.1f} s")
 for width, (_, max_err, mse) in results.items():
     print(f"H = {width:>3}: max |a(x) - g(x)| = {max_err:.4f}, MSE = {mse:.2e}")
+claim(results[UA_WIDTHS[-1]][1] < 0.1 * results[UA_WIDTHS[0]][1],
+      f"the widest network (H = {UA_WIDTHS[-1]}) has less than a tenth of the narrowest one's maximum error")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+fig, axes = subplots(1, 2, figsize=(12, 4.2))
 axes[0].plot(x_train.squeeze(1), target.squeeze(1), "k", lw=2.5, label="g(x)")
 for width in UA_WIDTHS[:: max(1, len(UA_WIDTHS) // 4)]:
     axes[0].plot(x_train.squeeze(1), results[width][0], label=f"H = {width}")
 axes[0].set_title("two-layer fits of growing width")
+axes[0].set_xlabel("$x$")
+axes[0].set_ylabel("$g(x)$ and the fits $a(x)$")
 axes[0].legend()
 axes[1].loglog(UA_WIDTHS, [results[w][1] for w in UA_WIDTHS], "o-", label="max error")
 axes[1].loglog(UA_WIDTHS, [results[w][2] for w in UA_WIDTHS], "s--", label="MSE")
 axes[1].set_xlabel("hidden units H")
-axes[1].set_title("error shrinks as the hidden layer widens")
+axes[1].set_ylabel("error on the training grid")
+axes[1].set_title("error against the width of the hidden layer")
 axes[1].legend()
-fig.tight_layout()
-plt.show()
+show(fig, 'Two-layer tanh networks of growing width $H$ fitted to $g(x)$ (left) and their maximum and mean squared errors (right).')
 
 # %% [markdown]
 # ## Summary
@@ -288,5 +299,11 @@ plt.show()
 # - Two layers suffice *in principle* for any continuous function, but the width needed can be
 #   large — depth and structure (convolutions, lecture 03) make learning practical.
 #
-# **Assignment 01** (`assignments/01-neural-networks/`) asks you to implement these activations,
-# their derivatives and the FC layer yourself.
+#
+# ## Where to go next
+#
+# - **Assignment:** [`assignments/01-neural-networks/`](../../assignments/01-neural-networks/01-neural-networks.ipynb)
+#   asks you to implement these activations, their derivatives and the FC layer yourself.
+# - **Library:** `course_lib.activations` (every activation and its derivative) and
+#   `course_lib.layers` (the `Linear` layer); see the API reference.
+# - **Benchmark:** none for this lecture; lecture 02 trains the MNIST MLP (`benchmarks/backprop_mnist.py`).

@@ -17,6 +17,7 @@
 # that of the forward pass — **backpropagation** — and then uses it on the fully connected MNIST
 # network, whose weaknesses motivate the convolutional networks of lecture 03.
 #
+# **Learning goals**
 # 1. The chain rule on a small computation graph: a derivative is a **sum over paths**.
 # 2. Path sums versus backprop: the number of paths grows **exponentially** with depth, the
 #    cost of backprop **linearly**.
@@ -56,7 +57,7 @@ from course_lib.layers import (
     relative_error,
     sgd_step,
 )
-from course_lib.notebook import setup_notebook
+from course_lib.notebook import claim, md, setup_notebook, show, subplots
 from course_lib.regularization import shift
 
 SMOKE = setup_notebook(SMOKE, seed=0)
@@ -93,7 +94,7 @@ print(f"smoke mode: {SMOKE}; MNIST {N_TRAIN} train / {N_TEST} test images, hidde
 # + \frac{\partial a}{\partial h_2}\frac{\partial h_2}{\partial z_1}\frac{\partial z_1}{\partial w_{11}} .$$
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 3.2))
+fig, ax = subplots(figsize=(7, 3.2))
 pos = {"x1": (0, 1), "x2": (0, 0), "z1": (1, 1), "z2": (1, 0), "h1": (2, 1), "h2": (2, 0), "a": (3, 0.5)}
 edges = [(u, v) for u in ("x1", "x2") for v in ("z1", "z2")]
 edges += [(u, v) for u in ("z1", "z2") for v in ("h1", "h2")] + [("h1", "a"), ("h2", "a")]
@@ -107,8 +108,10 @@ for name, (px, py) in pos.items():
     ax.text(px, py, f"${name[0]}_{name[1:]}$" if len(name) > 1 else "$a$", ha="center", va="center", zorder=3)
 ax.text(0.5, 1.1, "$w_{11}$", color="crimson", ha="center")
 ax.set_title("the two paths from $w_{11}$ to $a$ (red)")
+ax.set_xlim(-0.35, 3.35)  # room for the markers of the outer nodes (s=900 is about 30 px wide)
+ax.set_ylim(-0.3, 1.35)
 ax.set_axis_off()
-plt.show()
+show(fig, 'The two-layer graph of §1: the paths from $w_{11}$ to the output $a$ are drawn in red.')
 
 # %% [markdown]
 # The same numbers three ways: the path sum written out by hand, and the scalar autograd engine
@@ -215,7 +218,7 @@ for depth in tqdm(PATH_DEPTHS, desc="depth"):
 
 # %%
 d_, n_paths, n_edges, t_paths, t_bp = map(np.array, zip(*rows))
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+fig, axes = subplots(1, 2, figsize=(11, 4))
 axes[0].semilogy(d_, n_paths, "o-", label="terms of the path sum ($m^{L+1}$)")
 axes[0].semilogy(d_, n_edges, "s-", label="edges visited by backprop ($L m^2$)")
 axes[0].set(xlabel="depth $L$", ylabel="count", title=f"work per gradient (width m = {M})")
@@ -224,8 +227,7 @@ axes[1].semilogy(d_, t_bp * 1e3, "s-", label="backprop")
 axes[1].set(xlabel="depth $L$", ylabel="ms", title="measured time for all $\\partial a/\\partial x_i$")
 for axis in axes:
     axis.legend()
-plt.tight_layout()
-plt.show()
+show(fig, 'Work (left) and measured time (right) of the path sum and of backprop as the depth grows, on a log scale.')
 
 # %% [markdown]
 # A straight line on a log scale is exponential growth: each extra layer multiplies the path
@@ -413,13 +415,13 @@ for eps in eps_grid:
     g32 = numerical_gradient(lambda _: ce.forward(smooth32.forward(X32), y), smooth32.params["0.W"], eps)
     errors["float32"].append(relative_error(exact, g32).max())
 
-fig, ax = plt.subplots(figsize=(6.5, 4))
+fig, ax = subplots(figsize=(6.5, 4))
 for name, errs in errors.items():
     ax.loglog(eps_grid, errs, "o-", ms=3, label=name)
 ax.set(xlabel="finite-difference step $\\varepsilon$", ylabel="max relative error",
        title="gradient check: truncation ($\\propto\\varepsilon^2$) vs rounding ($\\propto u/\\varepsilon$)")
 ax.legend()
-plt.show()
+show(fig, 'Maximum relative error of the finite-difference gradient against the step $\\varepsilon$, in float64 and float32.')
 near_default = int(np.argmin(np.abs(np.log(eps_grid / 1e-5))))
 for name, errs in errors.items():
     best = int(np.argmin(errs))
@@ -450,7 +452,7 @@ assert fc1.num_parameters() == 785_000 and fc2.num_parameters() == 10_010 and to
 del fc1, fc2
 
 # %% [markdown]
-# Far more weights than inputs: such networks overfit easily, and nothing in them knows that
+# Far more weights than inputs: such networks overfit easily, <!-- narrative: counts printed above --> and nothing in them knows that
 # neighbouring pixels belong together — each hidden unit is wired to fixed pixel positions.
 #
 # We train it anyway, first with our numpy layers and plain mini-batch gradient descent
@@ -477,12 +479,12 @@ def to_vectors(images):
 X_train, X_test = to_vectors(train_images), to_vectors(test_images)
 print(f"train {X_train.shape}, test {X_test.shape}; pixel mean {MEAN:.4f}, std {STD:.4f}")
 
-fig, axes = plt.subplots(1, 8, figsize=(10, 1.6))
+fig, axes = subplots(1, 8, figsize=(10, 1.6))
 for axis, img, lab in zip(axes, train_images, train_labels):
     axis.imshow(img, cmap="gray")
     axis.set_title(str(lab))
     axis.set_axis_off()
-plt.show()
+show(fig, 'The first training digits of MNIST with their labels.')
 
 # %%
 def predict_numpy(model, X, batch=2_000):
@@ -565,7 +567,7 @@ print(f"torch MLP 784-{HIDDEN}-10: test accuracy {100 * torch_history['test_acc'
       f"after {TORCH_EPOCHS} epochs ({torch_seconds:.1f} s)")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+fig, axes = subplots(1, 2, figsize=(11, 4))
 for name, hist in (("numpy layers + SGD", np_history), ("torch + momentum, cosine", torch_history)):
     epochs = np.arange(1, len(hist["loss"]) + 1)
     axes[0].plot(epochs, hist["loss"], "o-", label=name)
@@ -575,14 +577,14 @@ axes[0].set(xlabel="epoch", ylabel="mean training loss", title="loss", yscale="l
 axes[1].set(xlabel="epoch", ylabel="accuracy, %", title="accuracy")
 for axis in axes:
     axis.legend(fontsize=8)
-plt.tight_layout()
-plt.show()
+show(fig, 'Training loss (left) and training/test accuracy (right) per epoch of the two MLPs.')
 
 # %% [markdown]
-# Training accuracy runs ahead of test accuracy: with hundreds of thousands of weights the
-# network can nearly memorise the training set. (The lecture quotes 99.68 % on MNIST from a fully
-# connected network with 12 million parameters — after 114 hours of training *with
-# augmentation*: shifted and distorted copies of the training digits.)
+# With hundreds of thousands of weights the network can nearly memorise the training set, so
+# training accuracy tends to run ahead of test accuracy (compare the dashed and solid curves).
+# (The lecture notes quote 99.68 % on MNIST from a fully connected network with 12 million
+# parameters — after 114 hours of training *with augmentation*: shifted and distorted copies of
+# the training digits.) <!-- narrative: a published number, not measured here -->
 #
 # ## 6. Move the digit, lose the network
 #
@@ -617,7 +619,7 @@ print(f"{'shift, px':>9} | {'numpy MLP':>10} | {'torch MLP':>10}")
 for s, a_np, a_t in zip(SHIFTS, shift_acc["numpy"], shift_acc["torch"]):
     print(f"{s:>9} | {100 * a_np:8.2f} % | {100 * a_t:8.2f} %")
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
+fig, axes = subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
 digit = test_images[0]
 strip = np.concatenate([shift_images(digit[None], s, 0)[0] for s in SHIFTS], axis=1)
 axes[0].imshow(strip, cmap="gray")
@@ -627,12 +629,15 @@ axes[1].plot(SHIFTS, 100 * np.array(shift_acc["numpy"]), "o-", label="numpy MLP"
 axes[1].plot(SHIFTS, 100 * np.array(shift_acc["torch"]), "s-", label="torch MLP")
 axes[1].set(xlabel="shift, pixels", ylabel="test accuracy, %", title="MLP accuracy on shifted digits", ylim=(0, 100))
 axes[1].legend()
-plt.tight_layout()
-plt.show()
+show(fig, "A test digit shifted right by 0-4 pixels (left) and the MLPs' test accuracy on shifted digits (right).")
+claim(all(acc[SHIFTS.index(4)] < acc[0] - 0.2 for acc in shift_acc.values()),
+      "a 4-pixel shift costs both MLPs more than 20 points of test accuracy")
+md(f"Test accuracy at shift 0 → 4 px: numpy MLP {100 * shift_acc['numpy'][0]:.1f} % → "
+   f"{100 * shift_acc['numpy'][-1]:.1f} %, torch MLP {100 * shift_acc['torch'][0]:.1f} % → {100 * shift_acc['torch'][-1]:.1f} %.")
 
 # %% [markdown]
 # A shift of a few pixels — invisible to a person — costs the fully connected network a large
-# part of its accuracy. What we want instead is a detector of a **pattern** that responds
+# part of its accuracy (the claim above). What we want instead is a detector of a **pattern** that responds
 # wherever the pattern appears, with the same weights at every position: a **convolution**
 # (lecture 03). Its layers have local connectivity and shared weights, hence far fewer
 # parameters than the 785,000 above.
@@ -648,3 +653,11 @@ plt.show()
 # - Check new gradients with centred differences and the **relative** error, in **float64**.
 # - A fully connected network on raw pixels has a huge number of weights and no notion of
 #   position: shifting the digits breaks it. Convolutions fix this.
+#
+# ## Where to go next
+#
+# - **Assignment:** [`assignments/02-backpropagation/`](../../assignments/02-backpropagation/02-backpropagation.ipynb)
+#   asks you to write the backward passes of the layers and check them numerically.
+# - **Library:** `course_lib.autograd` (the scalar engine `Value`) and `course_lib.layers`
+#   (numpy layers, `numerical_gradient`, `grad_check`); see the API reference.
+# - **Benchmark:** `benchmarks/backprop_mnist.py` trains the MNIST MLP at full size.

@@ -18,7 +18,7 @@
 # detected from a small neighbourhood of pixels. The **convolution** builds exactly these two
 # facts in.
 #
-# This lecture covers
+# **Learning goals** — this lecture covers
 # 1. the convolution formula and filters that fire on a pattern (the lecture's 2×2 examples);
 # 2. the **Sobel filter** for edges, on a real photo;
 # 3. multi-channel filters, **local connectivity** and **shared weights**: parameter counts of a
@@ -59,7 +59,7 @@ from course_lib.conv import (
     receptive_field,
 )
 from course_lib.data import load_mnist
-from course_lib.notebook import get_device, setup_notebook
+from course_lib.notebook import claim, get_device, md, setup_notebook, show, subplots
 from course_lib.training import accuracy, evaluate, fit
 
 SMOKE = setup_notebook(SMOKE, seed=0)
@@ -105,13 +105,13 @@ canvas[0, 0, 1:3, 1:3] = torch.tensor([[3.0, 0.0], [0.0, 3.0]])
 canvas[0, 0, 5:7, 4:6] = torch.tensor([[3.0, 0.0], [0.0, 3.0]])
 canvas[0, 0, 4, 0:3] = 2.0  # a horizontal bar: not a diagonal
 response = conv2d_naive(canvas, diagonal)
-fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+fig, axes = subplots(1, 2, figsize=(8, 3.6))
 for ax, img, title in [(axes[0], canvas, "input (two diagonals, one bar)"), (axes[1], response, "response of [[1,0],[0,1]]")]:
     shown = ax.imshow(img[0, 0], cmap="viridis")
     ax.set_title(title)
     ax.grid(False)
     fig.colorbar(shown, ax=ax)
-plt.show()
+show(fig, 'A toy input with two diagonals and a bar (left) and its response to the diagonal filter (right): the response peaks on the diagonals.')
 print("peak response:", response.max().item(), "at", [tuple(p.tolist()) for p in (response[0, 0] == 6).nonzero()])
 
 # %% [markdown]
@@ -135,7 +135,7 @@ grads = conv2d_im2col(gray.view(1, 1, *gray.shape), sobel, padding=1, padding_mo
 print(f"Sobel on a {gray.shape[0]}x{gray.shape[1]} photo: {1e3 * (time.perf_counter() - start):.1f} ms")
 magnitude = grads.square().sum(0).sqrt()
 
-fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+fig, axes = subplots(2, 2, figsize=(11, 7.5))
 panels = [(photo, "photo", None), (grads[0], "K_x * I (vertical edges)", "RdBu_r"),
           (grads[1], "K_y * I (horizontal edges)", "RdBu_r"), (magnitude, "|∇I| (edge strength)", "gray_r")]
 for ax, (img, title, cmap) in zip(axes.flat, panels):
@@ -145,8 +145,7 @@ for ax, (img, title, cmap) in zip(axes.flat, panels):
         ax.imshow(img, cmap=cmap)
     ax.set_title(title)
     ax.axis("off")
-fig.tight_layout()
-plt.show()
+show(fig, 'The photo, its two Sobel derivatives (red positive, blue negative) and the edge strength.')
 
 # %% [markdown]
 # ## 3. Channels, local connectivity and shared weights
@@ -205,7 +204,7 @@ for name, count, module in rows:
 # %%
 tiny = torch.arange(1.0, 17.0).view(1, 1, 4, 4)
 cols = im2col(tiny, 3, padding=1)[0]  # (C*9, 16)
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1, 3.5]})
+fig, axes = subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1, 3.5]})
 axes[0].imshow(tiny[0, 0], cmap="viridis")
 axes[0].set_title("4x4 image")
 axes[1].imshow(cols, cmap="viridis")
@@ -214,7 +213,7 @@ for ax in axes:
     ax.grid(False)
 for (r, c), v in np.ndenumerate(cols.numpy()):
     axes[1].text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=7, color="w")
-plt.show()
+show(fig, "A 4×4 image (left) and its im2col matrix with 'same' padding (right): each column is one 3×3 patch, zeros are padding.")
 
 # %% [markdown]
 # Both give the same numbers; the speed is another matter. (The benchmark
@@ -246,7 +245,7 @@ print(f"{n_values} output values: loops {1e3 * naive_s:.1f} ms ({1e6 * naive_s /
 # convolution sees 3×3 pixels; the last layers of a network should see (almost) the whole
 # image. Three ways to grow it:
 #
-# 1. **stacking** convolutions: each 3×3 layer adds 2 pixels — slow growth, many layers;
+# 1. **stacking** convolutions: each 3×3 layer adds 2 pixels — slow growth, many layers; <!-- narrative: definitions -->
 # 2. **strides**: skip $s-1$ positions between filter centres; every later layer's step is
 #    multiplied by $s$ (and the map shrinks);
 # 3. **dilated convolutions**: spread the filter's taps $l$ pixels apart; a $k \times k$ filter
@@ -260,7 +259,7 @@ print(f"{n_values} output values: loops {1e3 * naive_s:.1f} ms ({1e6 * naive_s /
 # First, what a dilated 3×3 filter looks like for $l = 1, 2, 4$:
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
+fig, axes = subplots(1, 3, figsize=(9, 3.6))
 for ax, dil in zip(axes, [1, 2, 4]):
     span = dil * 2 + 1
     taps = np.zeros((9, 9))
@@ -270,8 +269,8 @@ for ax, dil in zip(axes, [1, 2, 4]):
     ax.set_xticks(np.arange(-0.5, 9, 1), labels=[])
     ax.set_yticks(np.arange(-0.5, 9, 1), labels=[])
     ax.grid(True, color="k", alpha=0.3)
-    ax.set_title(f"3x3 filter, dilation l = {dil}: covers {span}x{span}")
-plt.show()
+    ax.set_title(f"dilation l = {dil}\ncovers {span}x{span}")
+show(fig, 'A 3×3 filter with dilation 1, 2 and 4: the same nine weights cover a growing window.')
 
 # %% [markdown]
 # The **context network** of Yu & Koltun (2016) stacks 3×3 convolutions with dilations 1, 1, 2,
@@ -288,7 +287,7 @@ assert context_rf == [3, 5, 9, 17, 33, 65, 67, 67]
 
 plain = receptive_field([(3, 1, 1)] * 7)
 strided = receptive_field([(3, 2, 1)] * 7)
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = subplots(figsize=(7, 4))
 layers_axis = np.arange(1, 8)
 ax.plot(layers_axis, plain, "o-", label="3x3, stride 1 (stacking)")
 ax.plot(layers_axis, strided, "s-", label="3x3, stride 2 (map halves each layer)")
@@ -298,7 +297,7 @@ ax.set_xlabel("layer")
 ax.set_ylabel("receptive field (pixels)")
 ax.set_title("Three ways to grow the receptive field")
 ax.legend()
-plt.show()
+show(fig, 'Receptive field against the number of layers for stacking, strides and dilation.')
 
 # %% [markdown]
 # The formula can be checked against autograd: the receptive field of an output pixel is the set
@@ -317,7 +316,8 @@ def field_map(layers, size=99):
     return grad[0, 0]
 
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+fields = {}
+fig, axes = subplots(1, 2, figsize=(10, 4.6))
 for ax, (name, layers) in zip(axes, [("7 plain 3x3 layers", [(3, 1, 1)] * 7), ("context network", context)]):
     grad = field_map(layers)
     nz = grad.nonzero()
@@ -325,12 +325,16 @@ for ax, (name, layers) in zip(axes, [("7 plain 3x3 layers", [(3, 1, 1)] * 7), ("
     ax.imshow(torch.log1p(grad), cmap="magma")
     ax.set_title(f"{name}: {extent}x{extent} (formula: {receptive_field(layers)[-1]})")
     ax.grid(False)
-plt.show()
+    fields[name] = (extent, receptive_field(layers)[-1])
+show(fig, 'Gradient of one output pixel with respect to the input: its non-zero support is the receptive field the formula predicts.')
+claim(all(extent == formula for extent, formula in fields.values()),
+      "the non-zero gradient covers exactly the receptive field the formula gives, for both stacks")
+claim(fields["context network"][0] == 67, "the dilated context network reaches 67×67")
 
 # %% [markdown]
 # ## 6. Pooling and padding
 #
-# **Pooling** has no parameters: it replaces each $k \times k$ window by its maximum
+# **Pooling** has no parameters: it replaces each $k \times k$ window by its maximum <!-- narrative: definition -->
 # (**max pooling**) or mean (average pooling), usually with stride $k$, so the map shrinks $k$
 # times along each side and the receptive field of later layers grows. The window size is a
 # hyperparameter. A 2×2 example and the photo after three rounds of 2×2 max pooling:
@@ -346,14 +350,14 @@ sizes = [tuple(pooled.shape[2:])]
 for _ in range(3):
     pooled = max_pool2d(pooled, 2)
     sizes.append(tuple(pooled.shape[2:]))
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+fig, axes = subplots(1, 2, figsize=(10, 3.5))
 axes[0].imshow(magnitude, cmap="gray_r")
 axes[0].set_title(f"edge strength, {sizes[0][0]}x{sizes[0][1]}")
 axes[1].imshow(max_pool2d(magnitude.view(1, 1, *magnitude.shape), 8)[0, 0], cmap="gray_r")
 axes[1].set_title("after 8x8 max pooling: edges survive, 53x80")
 for ax in axes:
     ax.axis("off")
-plt.show()
+show(fig, 'Edge strength of the photo before (left) and after 8×8 max pooling (right).')
 print("sizes after each 2x2 max pooling:", " -> ".join(f"{h}x{w}" for h, w in sizes))
 
 # %% [markdown]
@@ -370,7 +374,7 @@ print("sizes after each 2x2 max pooling:", " -> ".join(f"{h}x{w}" for h, w in si
 
 # %%
 corner = torch.from_numpy(photo[-120:, :160]).permute(2, 0, 1).float() / 255  # (3, 120, 160)
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+fig, axes = subplots(1, 4, figsize=(14, 3.4))
 unpadded = torch.ones(3, 200, 240)  # white: nothing there
 unpadded[:, 40:160, 40:200] = corner
 axes[0].imshow(unpadded.permute(1, 2, 0))
@@ -381,7 +385,7 @@ for ax, mode in zip(axes[1:], ["zeros", "reflect", "replicate"]):
     ax.set_title(f"{mode} padding")
 for ax in axes:
     ax.axis("off")
-plt.show()
+show(fig, "The photo's border under the padding modes.")
 
 # %% [markdown]
 # What a filter sees at the border depends on the mode. Take the top-left corner of the photo,
@@ -392,7 +396,7 @@ plt.show()
 
 # %%
 img = gray[:120, :160].reshape(1, 1, 120, 160)  # the top-left corner: sky
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
+fig, axes = subplots(1, 4, figsize=(14, 4))
 for ax, mode in zip(axes, ["valid", "zeros", "reflect", "replicate"]):
     if mode == "valid":
         g_xy = conv2d_im2col(img, sobel, padding="valid")
@@ -405,7 +409,7 @@ for ax, mode in zip(axes, ["valid", "zeros", "reflect", "replicate"]):
     ax.axis("off")
     print(f"{mode:>9}: output {edge.shape[0]}x{edge.shape[1]}, mean edge strength on the border {border:.3f}, "
           f"inside {edge[1:-1, 1:-1].mean().item():.3f}")
-plt.show()
+show(fig, 'Sobel edges of the photo under each padding mode, with the mean edge strength on the border.')
 
 # %% [markdown]
 # ## 7. Translation equivariance
@@ -429,7 +433,7 @@ for r in (0, shift[0] - 1, shift[0], gray.shape[0] - 1):
 for c in (0, shift[1] - 1, shift[1], gray.shape[1] - 1):
     seam[:, c] = True
 print(f"max |difference| off the border and seam: {diff[~seam].max().item():.2e}; on them: {diff[seam].max().item():.2f}")
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
+fig, axes = subplots(1, 3, figsize=(14, 3.4))
 axes[0].imshow(shift_then_filter[0].square().sum(0).sqrt(), cmap="gray_r")
 axes[0].set_title("Sobel of the shifted photo")
 axes[1].imshow(filter_then_shift[0].square().sum(0).sqrt(), cmap="gray_r")
@@ -439,7 +443,7 @@ axes[2].imshow(thick, cmap="gray_r")
 axes[2].set_title("|difference| (lines thickened): border and seam")
 for ax in axes:
     ax.axis("off")
-plt.show()
+show(fig, 'Convolution commutes with shifts except at the border and the wrap-around seam.')
 
 # %% [markdown]
 # ## 8. A small CNN against a fully connected network on shifted digits
@@ -529,12 +533,12 @@ def shifted(images, s):
     return out
 
 
-fig, axes = plt.subplots(1, 6, figsize=(11, 2.2))
+fig, axes = subplots(1, 6, figsize=(11, 2.2))
 for ax, s in zip(axes, [0, 2, 4, 6, 8, 10]):
     ax.imshow(shifted(X_test[:1], s)[0, 0].cpu(), cmap="gray_r")
     ax.set_title(f"shift {s} px")
     ax.axis("off")
-plt.show()
+show(fig, 'A test digit shifted by 0 to 10 pixels in its random direction.')
 
 # %%
 models = {"MLP 784-1000-10": make_mlp().to(DEVICE), "small CNN": SmallCNN().to(DEVICE)}
@@ -558,21 +562,33 @@ for s in tqdm(SHIFTS, desc="shifted test sets"):
 print(f"{'shift (px)':>10} " + " ".join(f"{name:>16s}" for name in models))
 for i, s in enumerate(SHIFTS):
     print(f"{s:>10} " + " ".join(f"{results[name][i]:>14.1f} %" for name in models))
-fig, ax = plt.subplots(figsize=(7, 4))
+fig, ax = subplots(figsize=(7, 4))
 for name, accs in results.items():
     ax.plot(SHIFTS, accs, "o-", label=f"{name} ({n_params(models[name]):,} parameters)")
 ax.set_xlabel("shift of the test digits (pixels)")
 ax.set_ylabel("test accuracy (%)")
 ax.set_title("Trained on centred digits, tested on shifted ones")
 ax.legend()
-plt.show()
+show(fig, 'Test accuracy of the MLP and the CNN, both trained on centred digits, against the shift of the test digits.')
+
+# %%
+mlp_acc, cnn_acc = results["MLP 784-1000-10"], results["small CNN"]
+at4 = SHIFTS.index(4)
+ratio = n_params(models["MLP 784-1000-10"]) / n_params(models["small CNN"])
+claim(mlp_acc[0] > 95 and cnn_acc[0] > 95, "on centred digits both networks reach more than 95 % test accuracy")
+claim(all(c > m for c, m in zip(cnn_acc[1:], mlp_acc[1:])), "the small CNN beats the large MLP at every non-zero shift")
+claim(mlp_acc[at4] < 50 and cnn_acc[at4] > 90,
+      "at a 4-pixel shift the MLP falls below 50 % while the CNN stays above 90 %")
+md(f"On centred digits the MLP reaches **{mlp_acc[0]:.1f} %** and the CNN **{cnn_acc[0]:.1f} %** after {N_EPOCHS} "
+   f"epoch(s) on {len(X_train):,} images; at a 4-pixel shift the MLP is at **{mlp_acc[at4]:.1f} %** and the CNN, "
+   f"with {ratio:.0f} times fewer parameters, at **{cnn_acc[at4]:.1f} %**.")
 
 # %% [markdown]
-# On centred digits both networks do well (in full mode about 98 % for the MLP and 98.7 % for the
-# CNN after 3 epochs); as soon as the digits move, the fully connected network falls apart (about
-# 23 % at a 4-pixel shift) while the CNN, with 33 times fewer parameters, degrades slowly (about
-# 96 %). Pooling on a 2×2 grid and the image border still make it only approximately
-# shift-invariant: at 8 pixels part of the digit leaves the frame.
+# A neuron of the fully connected network is tied to fixed pixel positions, so once the digits
+# move it no longer sees the pattern it learned; the CNN's shared filters and global pooling see
+# it anywhere (the claims above check this on the run you are reading). Pooling on a 2×2 grid and
+# the image border still make the CNN only approximately shift-invariant: at 8 pixels part of
+# the digit leaves the frame.
 #
 # ## 9. Learned filters next to hand-made ones
 #
@@ -593,7 +609,7 @@ hand_made = {
     "box blur": torch.full((3, 3), 1 / 9),
     "diagonal": torch.eye(3),
 }
-fig, axes = plt.subplots(3, 8, figsize=(12, 5))
+fig, axes = subplots(3, 8, figsize=(12, 5))
 for ax, filt in zip(axes[:2].flat, learned[:, 0]):
     lim = filt.abs().max().item()
     ax.imshow(filt, cmap="RdBu_r", vmin=-lim, vmax=lim)
@@ -610,7 +626,7 @@ for ax in axes[2, len(hand_made):]:
 axes[0, 0].set_ylabel("learned")
 axes[2, 0].set_ylabel("hand-made")
 fig.suptitle("First-layer filters of the CNN (rows 1-2) and hand-made filters (row 3); red > 0, blue < 0")
-plt.show()
+show(fig, 'First-layer filters of the CNN (rows 1-2) and hand-made filters (row 3); red is positive, blue negative.')
 
 # %% [markdown]
 # What they respond to on one test digit — and a check that `course_lib`'s convolution computes
@@ -625,7 +641,7 @@ with torch.no_grad():
 digit, maps = digit.cpu(), maps.cpu()
 hand_maps = conv2d_im2col(digit, torch.stack([f for f in hand_made.values()]).unsqueeze(1), padding=1,
                           padding_mode="replicate")
-fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
+fig, axes = subplots(2, 6, figsize=(12, 4.4))
 axes[0, 0].imshow(digit[0, 0], cmap="gray_r")
 axes[0, 0].set_title("digit")
 for ax, fmap, t in zip(axes[0, 1:], maps[0, :5], range(5)):
@@ -639,7 +655,7 @@ for ax in axes.flat:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
-plt.show()
+show(fig, 'A digit (left) and the feature maps of learned (top) and hand-made (bottom) filters.')
 
 # %% [markdown]
 # ## Summary
@@ -652,4 +668,13 @@ plt.show()
 #   dilation (3 → 67 pixels in eight layers of the context network).
 # * Pooling shrinks the map and adds a little shift tolerance; padding keeps the size and treats
 #   the border, and each padding mode leaves its own trace there.
-# * On digits that move, a small CNN beats a much larger fully connected network.
+# * On digits that move, a small CNN beats a much larger fully connected network (checked in §8).
+#   <!-- narrative: restates the claims of §8 -->
+#
+# ## Where to go next
+#
+# - **Assignment:** [`assignments/03-convolutions/`](../../assignments/03-convolutions/03-convolutions.ipynb)
+#   asks you to implement the convolution, im2col and pooling yourself.
+# - **Library:** `course_lib.conv` (naive and im2col convolution, padding modes, pooling,
+#   receptive fields); see the API reference.
+# - **Benchmark:** `benchmarks/conv_speed.py` times the implementations at a realistic size.

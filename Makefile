@@ -86,8 +86,10 @@ export-grades: venv
 	$(PY) -m course_tools export
 
 ## benchmarks at real size (SMOKE=1 for tiny sizes), then benchmarks/RESULTS.md
+BENCH_PEERS := build/bench-peers
 bench: venv
-	$(PY) -m course_tools bench $(if $(filter 1,$(SMOKE)),--smoke,)
+	$(PY) -m pip install --quiet --no-deps --target $(BENCH_PEERS) -r requirements/benchmark-peers.txt
+	PYTHONPATH=$(CURDIR)/$(BENCH_PEERS) $(PY) -m course_tools bench $(if $(filter 1,$(SMOKE)),--smoke,)
 
 ## the quality gates of .pre-commit-config.yaml on every file: ruff, jupytext sync, no notebooks/data, release, mypy
 lint: venv

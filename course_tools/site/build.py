@@ -77,12 +77,13 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` unless it already holds it (keeps mtimes, so Sphinx rebuilds less)."""
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` unless it already holds it (keeps mtimes, so Sphinx rebuilds less); True if written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and path.read_text(encoding="utf-8") == text:
-        return
+        return False
     path.write_text(text, encoding="utf-8")
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,7 +466,11 @@ def stage(executed: Path, staging: Path, *, root: Path = REPO_ROOT, book: Path |
     emit_text("syllabus.md", syllabus_page(root, lecture_folders, assignment_folders))
     emit_text("benchmarks.md", benchmarks_page(root))
     emit_text("_config.yml", (book / "_config.yml").read_text(encoding="utf-8"))
-    emit_text("_toc.yml", toc_yaml(lectures_on_site, assignments_on_site, api_modules))
+    if _write_if_changed(staging / "_toc.yml", toc_yaml(lectures_on_site, assignments_on_site, api_modules)):
+        # a new or removed page changes the previous/next links of pages whose own text did not
+        # change, which Sphinx's incremental build would leave stale: build everything afresh
+        shutil.rmtree(staging / "_build", ignore_errors=True)
+    wanted.add(staging / "_toc.yml")
     for extra in sorted(book.rglob("*")):  # _static/ (CSS, favicon) and anything else an author adds to book/
         rel = extra.relative_to(book)
         if extra.is_file() and str(rel) not in {"_config.yml", "_toc.yml", "intro.md", "glossary.md"} \

@@ -153,10 +153,12 @@ for n in sorted({2, 4, NGRAM_ORDERS[-1]} & set(NGRAM_ORDERS)):
 # $W_{xh}, W_{hh}$. **Backpropagation through time** (seed 14.8) is ordinary backpropagation on it,
 # walking back from $t = T$ (row-vector convention, $a_t$ the pre-activation):
 #
-# $$g_t = \frac{\partial L}{\partial h_t} = \frac{\partial L_t}{\partial h_t} + \delta_{t+1} W_{hh}^\top,\qquad
-#   \delta_t = g_t \odot (1 - h_t^2),\qquad
-#   \frac{\partial L}{\partial W_{hh}} = \sum_t h_{t-1}^\top \delta_t,\quad
-#   \frac{\partial L}{\partial W_{xh}} = \sum_t x_t^\top \delta_t .$$
+# $$\begin{gathered}
+#   g_t = \frac{\partial L}{\partial h_t} = \frac{\partial L_t}{\partial h_t} + \delta_{t+1} W_{hh}^\top,\qquad
+#   \delta_t = g_t \odot (1 - h_t^2),\\
+#   \frac{\partial L}{\partial W_{hh}} = \sum_t h_{t-1}^\top \delta_t,\qquad
+#   \frac{\partial L}{\partial W_{xh}} = \sum_t x_t^\top \delta_t .
+# \end{gathered}$$
 #
 # `seq.rnn_forward` / `seq.rnn_backward` implement exactly this in numpy. The cell compares them
 # with PyTorch's autograd on the same unrolled network.

@@ -72,8 +72,10 @@ for s, t in date_pairs[:4] + number_pairs[:4]:
 # generates the target one token at a time, each step reading the previous token, until it emits
 # the end symbol `<EOS>` (seed 15.2):
 #
-# $$h^e_j = \mathrm{LSTM}_e(x_j, h^e_{j-1}), \qquad h^d_0 = h^e_S, \qquad
-#   h^d_t = \mathrm{LSTM}_d(\hat y_{t-1}, h^d_{t-1}), \qquad p(y_t \mid y_{<t}, x) = \mathrm{softmax}(W h^d_t).$$
+# $$\begin{gathered}
+#   h^e_j = \mathrm{LSTM}_e(x_j, h^e_{j-1}), \qquad h^d_0 = h^e_S, \\
+#   h^d_t = \mathrm{LSTM}_d(\hat y_{t-1}, h^d_{t-1}), \qquad p(y_t \mid y_{<t}, x) = \mathrm{softmax}(W h^d_t).
+# \end{gathered}$$
 #
 # Training maximises $\sum_t \log p(y_t \mid y_{<t}, x)$ with **teacher forcing**: the decoder reads
 # the true previous token, not its own guess. Sutskever et al. (2014) translated English to French
@@ -239,9 +241,11 @@ md(f"On {N_BEAM} test dates greedy decoding scores **{beam_stats[1][0]:.1f} %**,
 # states see the middle of a long sentence only through many steps. **Attention** (Bahdanau, Cho &
 # Bengio, 2015) lets every decoder step look at all encoder states (seeds 15.6–15.9):
 #
-# $$s_{jt} = v^\top \tanh\!\big(W_e h^e_j + W_d h^d_{t-1} + b\big), \qquad
-#   \alpha_{jt} = \frac{\exp s_{jt}}{\sum_k \exp s_{kt}}, \qquad
-#   c_t = \sum_j \alpha_{jt} h^e_j, \qquad h^d_t = g(\hat y_{t-1}, h^d_{t-1}, c_t).$$
+# $$\begin{gathered}
+#   s_{jt} = v^\top \tanh\!\big(W_e h^e_j + W_d h^d_{t-1} + b\big), \qquad
+#   \alpha_{jt} = \frac{\exp s_{jt}}{\sum_k \exp s_{kt}}, \\
+#   c_t = \sum_j \alpha_{jt} h^e_j, \qquad h^d_t = g(\hat y_{t-1}, h^d_{t-1}, c_t).
+# \end{gathered}$$
 #
 # The relevance $s$ is a small fully connected network; the weights $\alpha_{\cdot t}$ form a
 # distribution over source positions, and the context $c_t$ is fed to the decoder with the previous

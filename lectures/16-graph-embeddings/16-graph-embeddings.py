@@ -435,11 +435,11 @@ claim(acc_graph > 0.9, "the averaged node embedding separates small-world from p
 # %% [markdown]
 # ## Where to go next
 #
-# - The assignment [`assignments/16-graph-embeddings/`](../../assignments/16-graph-embeddings/): the biased
+# - The assignment [`assignments/16-graph-embeddings/`](../../assignments/16-graph-embeddings/16-graph-embeddings.ipynb): the biased
 #   transition probabilities, walk generation, skip-gram pairs, HR@k and NDCG@k.
 # - The library: `course_lib.graphs` (walks, `Node2Vec`, encoders, aggregation, link-prediction
 #   splits) and `course_lib.text` (the skip-gram trainer).
-# - The benchmark [`benchmarks/node2vec_pecanpy.py`](../../benchmarks/node2vec_pecanpy.py): `course_lib`'s
+# - The benchmark `benchmarks/node2vec_pecanpy.py`: `course_lib`'s
 #   node2vec side by side with pecanpy + gensim on Cora (accuracy and walks per second).
 # - Lecture 17: contextual word embeddings (ELMo) and neural recommenders.
 # - Papers: Perozzi et al. 2014 (DeepWalk), Grover & Leskovec 2016 (node2vec), Wang et al. 2016

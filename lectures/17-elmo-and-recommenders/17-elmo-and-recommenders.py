@@ -278,12 +278,12 @@ claim(results["NeuMF"]["HR@10"] > max(results["GMF"]["HR@10"], results["MLP"]["H
 # %% [markdown]
 # ## Where to go next
 #
-# - The assignment [`assignments/16-graph-embeddings/`](../../assignments/16-graph-embeddings/) also
+# - The assignment [`assignments/16-graph-embeddings/`](../../assignments/16-graph-embeddings/16-graph-embeddings.ipynb) also
 #   asks for HR@k and NDCG@k.
 # - The library: `course_lib.contextual` (`BiLM`, `ScalarMix`, `ELMo`, `train_bilm`) and
 #   `course_lib.recsys` (`leave_one_out_split`, `sample_negatives`, `GMF`, `MLPRec`, `NeuMF`, `DSSM`,
 #   `hit_rate_at_k`, `ndcg_at_k`).
-# - The benchmark [`benchmarks/recommenders.py`](../../benchmarks/recommenders.py): all the models with
+# - The benchmark `benchmarks/recommenders.py`: all the models with
 #   20 epochs and the pre-trained NeuMF.
 # - Papers: Peters et al. 2018 (ELMo), He et al. 2017 (neural collaborative filtering), Huang et
 #   al. 2013 (DSSM).

@@ -37,14 +37,13 @@ SMOKE = False
 # %%
 import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from course_lib import activations as act
 from course_lib.layers import Linear
-from course_lib.notebook import claim, md, setup_notebook, show, subplots
+from course_lib.notebook import claim, setup_notebook, show, subplots
 from course_lib.training import fit
 
 SMOKE = setup_notebook(SMOKE, seed=0)

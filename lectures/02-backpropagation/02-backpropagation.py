@@ -38,7 +38,6 @@ SMOKE = False
 import itertools
 import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from course_lib import optim as co
 from course_lib.data import load_mnist
-from course_lib.notebook import claim, md, setup_notebook, show, subplots
+from course_lib.notebook import claim, setup_notebook, show, subplots
 from course_lib.training import accuracy, fit
 
 SMOKE = setup_notebook(SMOKE, seed=0)

@@ -33,7 +33,6 @@ SMOKE = False
 # %%
 import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from sklearn.datasets import load_digits

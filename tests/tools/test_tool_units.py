@@ -6,7 +6,8 @@
 - the nbgrader preprocessors (``course_tools.grading.preprocessors``);
 - the API reference's dollar-math conversion (``course_tools.site.autodoc_math``);
 - the student bundle's pyproject (``course_tools.student_release.templates``);
-- the dependency canary's reading of the pins (``course_tools.canary``).
+- the dependency canary's reading of the pins (``course_tools.canary``);
+- what the trusted evaluator takes from the kernel, and the kernel session's output cap.
 """
 
 from __future__ import annotations
@@ -145,3 +146,32 @@ def test_the_canary_reads_every_pin_of_pyproject():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     every = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     assert len(pins) == len(every) and pins["torch"] == "2.13.0"
+
+
+def test_answer_names_are_what_the_answer_cells_bind_at_top_level():
+    """The evaluator takes exactly these names from the student's kernel (as proxies), nothing else."""
+    from course_tools.grading import evaluator
+
+    answer = nbformat.v4.new_code_cell("import numpy as np\ndef relu(x):\n    y = 1\n    return x\nclass Net:\n    pass\n"
+                                       "W, (b, c) = 1, (2, 3)\nfor i in range(3):\n    pass\n")
+    given = nbformat.v4.new_code_cell("helper = 5")
+    nb = nbformat.v4.new_notebook(cells=[answer, given])
+    names = evaluator.answer_names(nb, lambda cell: "answer" if cell is answer else "given")
+    assert names == {"np", "relu", "Net", "W", "b", "c", "i"}, "locals of relu (y) and given cells stay out"
+    assert evaluator.loaded_names(evaluator._parse("z = relu(x) + W")) == {"relu", "x", "W"}
+    assert issubclass(evaluator.GraderAbort, BaseException) and not issubclass(evaluator.GraderAbort, Exception), (
+        "a test's `except Exception` must not swallow a broken exchange"
+    )
+
+
+def test_kernel_output_is_capped_and_merged_per_stream():
+    from course_tools.grading import kernel
+
+    res = kernel.ExecResult("ok")
+    outputs: list = []
+    stored = kernel._add_stream(outputs, "stdout", "abc", 0, 5, res)
+    stored = kernel._add_stream(outputs, "stdout", "defg", stored, 5, res)
+    stored = kernel._add_stream(outputs, "stderr", "x", stored, 5, res)
+    assert outputs == [{"output_type": "stream", "name": "stdout", "text": "abcde"}]
+    assert stored == 5 and res.truncated_chars == 3
+    assert kernel._signame(9) == "SIGKILL" and kernel._signame(999) == "signal 999"

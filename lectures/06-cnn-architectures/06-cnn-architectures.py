@@ -50,8 +50,8 @@ from course_lib.training import accuracy, fit, freeze, param_groups_by_depth, tr
 
 SMOKE = setup_notebook(SMOKE, seed=0)
 DEVICE = get_device()
-ARCH_TRAIN = 128 if SMOKE else 4000  # MNIST training digits for the architecture comparison (CPU)
-ARCH_EPOCHS = 1 if SMOKE else 2
+ARCH_TRAIN = 128 if SMOKE else 12000  # MNIST training digits for the architecture comparison (CPU)
+ARCH_EPOCHS = 1 if SMOKE else 3
 TEST_SIZE = 200 if SMOKE else 10000
 DEEP_STEPS = 5 if SMOKE else 100  # Adam steps of the 50-block plain/residual nets on a fixed batch
 PRETRAIN_SIZE = 1500 if SMOKE else 60000  # digits (of which 0-4 are used) for pretraining

@@ -139,7 +139,8 @@ def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int) ->
     """Run :func:`execute_one` in a child process group, killed whole on timeout."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         result_file = Path(fh.name)
-    cmd = [sys.executable, "-m", "course_tools.notebooks.execute", "_one", str(source), str(output), str(result_file)]
+    cmd = [sys.executable, "-m", "course_tools.notebooks.execute", "_one", str(source), str(output), str(result_file),
+           "--cell-timeout", str(timeout)]  # one cell may use the notebook's whole budget
     if not smoke:
         cmd.append("--full")
     start = time.perf_counter()
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
     p_one.add_argument("output", type=Path)
     p_one.add_argument("result_file", type=Path)
     p_one.add_argument("--full", action="store_true")
+    p_one.add_argument("--cell-timeout", type=int, default=DEFAULT_TIMEOUT_S)
     args = parser.parse_args(argv)
 
     if args.command == "sync":
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
             print(os.path.relpath(twin, REPO_ROOT))
         return 0
     if args.command == "_one":
-        result = execute_one(args.source, args.output, smoke=not args.full)
+        result = execute_one(args.source, args.output, smoke=not args.full, cell_timeout=args.cell_timeout)
         args.result_file.write_text(json.dumps(asdict(result)))
         return 0
     sources = [p.resolve() for p in args.paths] or find_sources(LECTURES) + find_sources(SOLUTIONS)

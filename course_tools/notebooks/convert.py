@@ -3,10 +3,17 @@
 ``lectures/`` and ``solutions/`` hold the sources; their ``.ipynb`` twins are generated here and
 git-ignored. Cell ids are derived from the cell's position so that regenerating a notebook from an
 unchanged source gives byte-identical JSON (the release check relies on it).
+
+The notebook metadata is what the course's ``python3`` kernel reports on opening (its kernelspec
+and its full ``language_info``): JupyterLab writes the kernel's ``language_info`` into the
+notebook model when the kernel connects, and any difference marks a freshly opened, unmodified
+notebook as modified (the tab's dot, and an "unsaved changes" prompt on closing it).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from pathlib import Path
 
@@ -15,6 +22,23 @@ from course_tools.layout import LECTURES, REPO_ROOT, SOLUTIONS, SOURCE_DIRS
 
 class NotebookSourceError(ValueError):
     """A notebook source could not be read or converted; the message names the file and the fix."""
+
+
+#: the kernelspec of the course's kernel (ipykernel's ``python3``), as JupyterLab records it
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+@functools.cache
+def _kernel_language_info() -> dict:
+    from ipykernel.ipkernel import IPythonKernel
+
+    return dict(IPythonKernel.language_info)
+
+
+def kernel_language_info() -> dict:
+    """The ``language_info`` the course's kernel reports (ipykernel in this interpreter; its
+    ``version`` is this Python's, e.g. ``3.11.7``): what JupyterLab writes into a notebook on opening it."""
+    return copy.deepcopy(_kernel_language_info())
 
 
 def find_sources(kind: str, root: Path = REPO_ROOT) -> list[Path]:
@@ -48,10 +72,11 @@ def read_source(path: Path | str, *, strip_jupytext: bool = False):
         cell["id"] = f"cell-{index:03d}"
     if strip_jupytext:
         nb.metadata.pop("jupytext", None)
-    nb.metadata.setdefault(
-        "kernelspec", {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-    )
-    nb.metadata.setdefault("language_info", {"name": "python"})
+    nb.metadata.setdefault("kernelspec", dict(KERNELSPEC))
+    # jupytext's own minimal {"name": "python"} (or none): the kernel's full one, so that opening
+    # the notebook in JupyterLab does not mark it modified
+    if nb.metadata.get("language_info", {}).keys() <= {"name"}:
+        nb.metadata["language_info"] = kernel_language_info()
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:

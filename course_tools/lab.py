@@ -17,6 +17,13 @@ off) and puts it first on ``JUPYTER_CONFIG_PATH`` for this one server. The user'
 holds the JupyterLab settings overrides (``settings/overrides.json``, passed as
 ``--LabApp.app_settings_dir``): Python files open with jupytext's notebook view, so a lecture's
 ``.py`` source opens as a notebook; overrides the environment already has are kept.
+
+Before the server starts, the ``.ipynb`` twins of the lectures and solutions are brought up to date
+(``python -m course_tools sync``; git-ignored, instant when current). A lecture's ``.py`` is paired
+with its twin (``formats: ipynb,py:percent``), and jupytext takes the notebook metadata that the
+``.py`` header leaves out from the twin, the kernel's full ``language_info`` among them: without it
+JupyterLab marks the freshly opened lecture as modified (it fills in a blank ``language_info``,
+then the kernel's).
 """
 
 from __future__ import annotations
@@ -116,6 +123,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools lab"
     args, extra = parser.parse_known_args(argv)
     env = lab_environment(args.role)
     command = lab_command(args.role, extra)
+    from course_tools.notebooks.convert import sync
+
+    sync(root=REPO_ROOT)
     print(f"JupyterLab for the {args.role} (config: {env['JUPYTER_CONFIG_PATH'].split(os.pathsep)[0]})", flush=True)
     os.chdir(REPO_ROOT)
     os.execvpe(command[0], command, env)

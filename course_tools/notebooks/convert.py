@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -101,14 +102,25 @@ def ipynb_twin(source: Path) -> Path:
     return source.with_suffix(".ipynb")
 
 
+def _minimal_language_info(twin: Path) -> bool:
+    """A twin written before the generator recorded the kernel's full ``language_info`` (it would
+    open in JupyterLab as modified, and through jupytext's pairing so would its ``.py``)."""
+    try:
+        info = json.loads(twin.read_text(encoding="utf-8")).get("metadata", {}).get("language_info", {})
+    except (OSError, ValueError, AttributeError):
+        return True
+    return not isinstance(info, dict) or info.keys() <= {"name"}
+
+
 def sync(sources: list[Path] | None = None, *, root: Path = REPO_ROOT) -> list[Path]:
-    """Write the ``.ipynb`` twin beside every source whose twin is missing or older; return them all."""
+    """Write the ``.ipynb`` twin beside every source whose twin is missing, older, or lacks the
+    kernel's ``language_info``; return them all."""
     if sources is None:
         sources = find_sources(LECTURES, root) + find_sources(SOLUTIONS, root)
     twins = []
     for src in sources:
         twin = ipynb_twin(src)
-        if not twin.exists() or twin.stat().st_mtime < src.stat().st_mtime:
+        if not twin.exists() or twin.stat().st_mtime < src.stat().st_mtime or _minimal_language_info(twin):
             write_notebook(read_source(src, strip_jupytext=src.parts[-3] == SOLUTIONS), twin)
         twins.append(twin)
     return twins

@@ -104,4 +104,5 @@ def test_release_check_tolerates_only_another_python_patch_release(tmp_path):
         return path
 
     assert _same_release(notebook("a", "3.11.7"), notebook("b", "3.11.9"))
+    assert not _same_release(notebook("a", "3.11.7"), notebook("b", "3.12.1"))
     assert not _same_release(notebook("a", "3.11.7"), notebook("b", "3.11.7", source="x = 2"))

@@ -24,6 +24,23 @@ with its twin (``formats: ipynb,py:percent``), and jupytext takes the notebook m
 ``.py`` header leaves out from the twin, the kernel's full ``language_info`` among them: without it
 JupyterLab marks the freshly opened lecture as modified (it fills in a blank ``language_info``,
 then the kernel's).
+
+The server log, investigated (issue 12; jupyter_server 2.21.1, tornado 6.6.1, JupyterLab 4.6.6,
+ipykernel 7.4.0): no 500 on a kernel websocket could be reproduced, neither by the browser opening
+a lecture or an assignment (``/lab/tree/…`` and ``docmanager:open``) nor by websocket clients
+connecting at once after ``POST /api/kernels`` or ``/api/sessions``, eight at a time, during a
+kernel restart or a kernel shutdown (every handshake ``101``; an unknown or shut-down kernel gives
+``404 Kernel does not exist``). jupyter_server answers 500 there only when the kernel failed to
+start (``KernelWebsocketConnection.prepare``) or never became alive within ``kernel_info_timeout``;
+nothing of ours is on that path. Two warnings are upstream's and harmless:
+
+- ``The websocket_ping_timeout (90000) cannot be longer than the websocket_ping_interval (30000)``
+  on the first kernel websocket: jupyter_server's ``WebSocketMixin`` gives its own pinger
+  milliseconds through properties that tornado >= 6.5 reads as seconds (jupyter_server issue
+  #1612; the server's own 30 s pings still run). Lowering ``ws_ping_timeout`` to silence it
+  would make that pinger close live connections on timer jitter, so it is left alone;
+- ``Notebook … is not trusted``: the notebooks are not signed on this machine (their outputs,
+  if any, are not trusted; code cells run as always).
 """
 
 from __future__ import annotations

@@ -122,5 +122,9 @@ def sync(sources: list[Path] | None = None, *, root: Path = REPO_ROOT) -> list[P
         twin = ipynb_twin(src)
         if not twin.exists() or twin.stat().st_mtime < src.stat().st_mtime or _minimal_language_info(twin):
             write_notebook(read_source(src, strip_jupytext=src.parts[-3] == SOLUTIONS), twin)
+            # the source's timestamp: jupytext (JupyterLab) warns on every opening of a .py whose
+            # paired .ipynb is more recent
+            stat = src.stat()
+            os.utime(twin, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         twins.append(twin)
     return twins

@@ -131,9 +131,9 @@ def execute(lab: Lab, kernel_id: str, code: str, timeout: float = 60) -> tuple[s
     """Run ``code`` in a kernel over its websocket (Jupyter messaging protocol); return (stdout, reply content)."""
     import websocket
 
-    ws = websocket.create_connection(f"ws://127.0.0.1:{lab.port}/api/kernels/{kernel_id}/channels?token={lab.token}",
-                                     timeout=timeout, suppress_origin=True)
-    session = uuid.uuid4().hex
+    session = uuid.uuid4().hex  # a session id, as JupyterLab sends it (the server warns without one)
+    ws = websocket.create_connection(f"ws://127.0.0.1:{lab.port}/api/kernels/{kernel_id}/channels?token={lab.token}"
+                                     f"&session_id={session}", timeout=timeout, suppress_origin=True)
 
     def request(msg_type: str, content: dict) -> str:
         msg_id = uuid.uuid4().hex

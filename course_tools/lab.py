@@ -17,6 +17,30 @@ off) and puts it first on ``JUPYTER_CONFIG_PATH`` for this one server. The user'
 holds the JupyterLab settings overrides (``settings/overrides.json``, passed as
 ``--LabApp.app_settings_dir``): Python files open with jupytext's notebook view, so a lecture's
 ``.py`` source opens as a notebook; overrides the environment already has are kept.
+
+Before the server starts, the ``.ipynb`` twins of the lectures and solutions are brought up to date
+(``python -m course_tools sync``; git-ignored, instant when current). A lecture's ``.py`` is paired
+with its twin (``formats: ipynb,py:percent``), and jupytext takes the notebook metadata that the
+``.py`` header leaves out from the twin, the kernel's full ``language_info`` among them: without it
+JupyterLab marks the freshly opened lecture as modified (it fills in a blank ``language_info``,
+then the kernel's).
+
+The server log, investigated (issue 12; jupyter_server 2.21.1, tornado 6.6.1, JupyterLab 4.6.6,
+ipykernel 7.4.0): no 500 on a kernel websocket could be reproduced, neither by the browser opening
+a lecture or an assignment (``/lab/tree/…`` and ``docmanager:open``) nor by websocket clients
+connecting at once after ``POST /api/kernels`` or ``/api/sessions``, eight at a time, during a
+kernel restart or a kernel shutdown (every handshake ``101``; an unknown or shut-down kernel gives
+``404 Kernel does not exist``). jupyter_server answers 500 there only when the kernel failed to
+start (``KernelWebsocketConnection.prepare``) or never became alive within ``kernel_info_timeout``;
+nothing of ours is on that path. Two warnings are upstream's and harmless:
+
+- ``The websocket_ping_timeout (90000) cannot be longer than the websocket_ping_interval (30000)``
+  on the first kernel websocket: jupyter_server's ``WebSocketMixin`` gives its own pinger
+  milliseconds through properties that tornado >= 6.5 reads as seconds (jupyter_server issue
+  #1612; the server's own 30 s pings still run). Lowering ``ws_ping_timeout`` to silence it
+  would make that pinger close live connections on timer jitter, so it is left alone;
+- ``Notebook … is not trusted``: the notebooks are not signed on this machine (their outputs,
+  if any, are not trusted; code cells run as always).
 """
 
 from __future__ import annotations
@@ -116,6 +140,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools lab"
     args, extra = parser.parse_known_args(argv)
     env = lab_environment(args.role)
     command = lab_command(args.role, extra)
+    from course_tools.notebooks.convert import NotebookSourceError, sync
+
+    try:
+        sync(root=REPO_ROOT)
+    except NotebookSourceError as exc:  # a broken source must not keep the student out of the Lab
+        print(f"warning: the .ipynb twins are not all up to date ({exc}); that notebook may open as modified",
+              file=sys.stderr, flush=True)
     print(f"JupyterLab for the {args.role} (config: {env['JUPYTER_CONFIG_PATH'].split(os.pathsep)[0]})", flush=True)
     os.chdir(REPO_ROOT)
     os.execvpe(command[0], command, env)

@@ -81,6 +81,20 @@ def generate(name: str, root: Path = REPO_ROOT, release_dir: Path | None = None)
     return out
 
 
+def _same_release(fresh: Path, committed: Path) -> bool:
+    """Byte-identical, or differing only in ``metadata.language_info.version``: the Python version of
+    the interpreter that generated the release (the kernel's, see ``kernel_language_info``), which
+    the course pins to 3.11 but not to a patch release (3.11.7 and 3.11.9 match, 3.12.1 does not)."""
+    if fresh.read_bytes() == committed.read_bytes():
+        return True
+    try:
+        a, b = json.loads(fresh.read_text()), json.loads(committed.read_text())
+    except ValueError:
+        return False
+    minors = [str(nb.get("metadata", {}).get("language_info", {}).pop("version", "")).rsplit(".", 1)[0] for nb in (a, b)]
+    return minors[0] == minors[1] and a == b
+
+
 def check_release(root: Path = REPO_ROOT) -> list[str]:
     """Regenerate every assignment into a temp dir; return the released files that differ or are missing."""
     problems = []
@@ -98,6 +112,6 @@ def check_release(root: Path = REPO_ROOT) -> list[str]:
             for extra in sorted(committed_files - fresh_files):
                 problems.append(f"assignments/{name}/{extra} has no source in solutions/{name}/")
             for fname in sorted(fresh_files & committed_files):
-                if (fresh / fname).read_bytes() != (committed / fname).read_bytes():
+                if not _same_release(fresh / fname, committed / fname):
                     problems.append(f"assignments/{name}/{fname} differs from what solutions/{name}/ generates")
     return problems

@@ -3,10 +3,18 @@
 ``lectures/`` and ``solutions/`` hold the sources; their ``.ipynb`` twins are generated here and
 git-ignored. Cell ids are derived from the cell's position so that regenerating a notebook from an
 unchanged source gives byte-identical JSON (the release check relies on it).
+
+The notebook metadata is what the course's ``python3`` kernel reports on opening (its kernelspec
+and its full ``language_info``): JupyterLab writes the kernel's ``language_info`` into the
+notebook model when the kernel connects, and any difference marks a freshly opened, unmodified
+notebook as modified (the tab's dot, and an "unsaved changes" prompt on closing it).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +23,23 @@ from course_tools.layout import LECTURES, REPO_ROOT, SOLUTIONS, SOURCE_DIRS
 
 class NotebookSourceError(ValueError):
     """A notebook source could not be read or converted; the message names the file and the fix."""
+
+
+#: the kernelspec of the course's kernel (ipykernel's ``python3``), as JupyterLab records it
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+@functools.cache
+def _kernel_language_info() -> dict:
+    from ipykernel.ipkernel import IPythonKernel
+
+    return dict(IPythonKernel.language_info)
+
+
+def kernel_language_info() -> dict:
+    """The ``language_info`` the course's kernel reports (ipykernel in this interpreter; its
+    ``version`` is this Python's, e.g. ``3.11.7``): what JupyterLab writes into a notebook on opening it."""
+    return copy.deepcopy(_kernel_language_info())
 
 
 def find_sources(kind: str, root: Path = REPO_ROOT) -> list[Path]:
@@ -48,10 +73,11 @@ def read_source(path: Path | str, *, strip_jupytext: bool = False):
         cell["id"] = f"cell-{index:03d}"
     if strip_jupytext:
         nb.metadata.pop("jupytext", None)
-    nb.metadata.setdefault(
-        "kernelspec", {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-    )
-    nb.metadata.setdefault("language_info", {"name": "python"})
+    nb.metadata.setdefault("kernelspec", dict(KERNELSPEC))
+    # jupytext's own minimal {"name": "python"} (or none): the kernel's full one, so that opening
+    # the notebook in JupyterLab does not mark it modified
+    if nb.metadata.get("language_info", {}).keys() <= {"name"}:
+        nb.metadata["language_info"] = kernel_language_info()
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
@@ -76,14 +102,29 @@ def ipynb_twin(source: Path) -> Path:
     return source.with_suffix(".ipynb")
 
 
+def _minimal_language_info(twin: Path) -> bool:
+    """A twin written before the generator recorded the kernel's full ``language_info`` (it would
+    open in JupyterLab as modified, and through jupytext's pairing so would its ``.py``)."""
+    try:
+        info = json.loads(twin.read_text(encoding="utf-8")).get("metadata", {}).get("language_info", {})
+    except (OSError, ValueError, AttributeError):
+        return True
+    return not isinstance(info, dict) or info.keys() <= {"name"}
+
+
 def sync(sources: list[Path] | None = None, *, root: Path = REPO_ROOT) -> list[Path]:
-    """Write the ``.ipynb`` twin beside every source whose twin is missing or older; return them all."""
+    """Write the ``.ipynb`` twin beside every source whose twin is missing, older, or lacks the
+    kernel's ``language_info``; return them all."""
     if sources is None:
         sources = find_sources(LECTURES, root) + find_sources(SOLUTIONS, root)
     twins = []
     for src in sources:
         twin = ipynb_twin(src)
-        if not twin.exists() or twin.stat().st_mtime < src.stat().st_mtime:
+        if not twin.exists() or twin.stat().st_mtime < src.stat().st_mtime or _minimal_language_info(twin):
             write_notebook(read_source(src, strip_jupytext=src.parts[-3] == SOLUTIONS), twin)
+            # the source's timestamp: jupytext (JupyterLab) warns on every opening of a .py whose
+            # paired .ipynb is more recent
+            stat = src.stat()
+            os.utime(twin, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         twins.append(twin)
     return twins

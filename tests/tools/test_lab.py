@@ -37,6 +37,7 @@ from course_tools.layout import REPO_ROOT
 ROOT = REPO_ROOT
 SHOTS = ROOT / "build" / "site-screenshots"
 LECTURE = "lectures/01-neural-networks/01-neural-networks.py"
+ASSIGNMENT = "assignments/03-convolutions/03-convolutions.ipynb"
 STUDENT_PLUGINS = ["@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:validate-assignment", "@jupyter/nbgrader:menu"]
 INSTRUCTOR_PLUGINS = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list"]
 # `make lab` opens lectures/*.py as notebooks because `python -m course_tools lab` gives JupyterLab
@@ -130,9 +131,9 @@ def execute(lab: Lab, kernel_id: str, code: str, timeout: float = 60) -> tuple[s
     """Run ``code`` in a kernel over its websocket (Jupyter messaging protocol); return (stdout, reply content)."""
     import websocket
 
-    ws = websocket.create_connection(f"ws://127.0.0.1:{lab.port}/api/kernels/{kernel_id}/channels?token={lab.token}",
-                                     timeout=timeout, suppress_origin=True)
-    session = uuid.uuid4().hex
+    session = uuid.uuid4().hex  # a session id, as JupyterLab sends it (the server warns without one)
+    ws = websocket.create_connection(f"ws://127.0.0.1:{lab.port}/api/kernels/{kernel_id}/channels?token={lab.token}"
+                                     f"&session_id={session}", timeout=timeout, suppress_origin=True)
 
     def request(msg_type: str, content: dict) -> str:
         msg_id = uuid.uuid4().hex
@@ -249,6 +250,48 @@ def test_jupyterlab_renders_the_lecture_as_a_notebook(lab_page):
     assert shot.stat().st_size > 20_000
 
 
+def opens_unmodified(browser) -> dict:
+    """Once the current notebook's kernel has answered kernel_info (JupyterLab then writes the kernel's
+    kernelspec and language_info into the notebook): is the document still unmodified?"""
+    return browser.evaluate("""(async () => {
+        const panel = window.jupyterapp.shell.currentWidget;
+        await panel.context.ready;
+        await panel.sessionContext.ready;
+        const info = await panel.sessionContext.session.kernel.info;
+        await new Promise(resolve => setTimeout(resolve, 500));
+        const tab = Array.from(document.querySelectorAll('.lm-TabBar-tab.jp-mod-current'))
+            .find(t => t.innerText.includes(panel.title.label));
+        return {path: panel.context.path, dirty: panel.model.dirty,
+                tabDirty: !!tab && tab.classList.contains('jp-mod-dirty'),
+                kernel: info.language_info};
+    })()""", timeout=120)
+
+
+def test_unmodified_notebooks_open_unmodified(lab, lab_page):
+    """No "modified" dot on opening a notebook: the lecture (through its paired twin) and the released
+    assignment carry the kernel's language_info (course_tools/notebooks/convert.py), so the kernel's
+    answer changes nothing."""
+    browser, _ = lab_page
+    lecture = browser.evaluate("window.jupyterapp.shell.currentWidget.id")
+    states = [opens_unmodified(browser)]
+    browser.evaluate(f"window.jupyterapp.commands.execute('docmanager:open', {{path: {json.dumps(ASSIGNMENT)}}})"
+                     ".then(() => true)", timeout=60)
+    try:
+        browser.wait_for(f"window.jupyterapp.shell.currentWidget.context.path === {json.dumps(ASSIGNMENT)}", timeout=60)
+        states.append(opens_unmodified(browser))
+    finally:  # back to the lecture alone, for the tests that follow; dispose() asks nothing
+        browser.evaluate("(async () => { const w = window.jupyterapp.shell.currentWidget;"
+                         f" if (w.context.path === {json.dumps(ASSIGNMENT)}) {{ await w.sessionContext.shutdown(); w.dispose(); }}"
+                         f" window.jupyterapp.shell.activateById({json.dumps(lecture)}); return true; }})()", timeout=60)
+    assert [s["path"] for s in states] == [LECTURE, ASSIGNMENT]
+    for state in states:
+        recorded = lab.api("GET", f"api/contents/{state['path']}?type=notebook&content=1")["content"]["metadata"]
+        assert recorded.get("language_info") == state["kernel"], (
+            f"{state['path']} records language_info {recorded.get('language_info')}, the kernel reports {state['kernel']}: "
+            "regenerate it (`make release` / `make notebooks`) in the course's environment")
+        assert not state["dirty"] and not state["tabDirty"], f"{state['path']} opens modified although nobody edited it"
+
+
 def test_students_lab_has_validate_and_assignment_list_but_no_instructor_tools(lab, lab_page):
     browser, _ = lab_page
     plugins = browser.evaluate("window.jupyterapp.listPlugins().filter(p => p.startsWith('@jupyter/nbgrader'))")
@@ -277,8 +320,8 @@ def test_students_lab_has_validate_and_assignment_list_but_no_instructor_tools(l
 
 def test_instructors_lab_has_formgrader_and_create_assignment(lab_page, tmp_path_factory):
     instructor = Lab(tmp_path_factory.mktemp("jupyter-instructor"), role="instructor")
-    # a browser of its own: the student's page holds a notebook that the kernel's language_info
-    # marked modified, and leaving it would stop at the "unsaved changes" prompt
+    # a browser of its own: leaving the student's page would stop at an "unsaved changes" prompt
+    # if a notebook there were (wrongly) marked modified
     browser = chromium_client.Chromium(chromium_client.ensure_chromium(install=False), width=1400, height=900, timeout=120)
     try:
         status, page = instructor.get_text("formgrader")

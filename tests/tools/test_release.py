@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -61,3 +62,47 @@ def test_lines_shared_with_visible_code_are_not_secret():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = np.zeros(3)\n### BEGIN SOLUTION\nx = np.zeros(3)\ny = x + 1\n### END SOLUTION\n")]
     assert secret_lines(nb) == {"y = x + 1": "solution"}
+
+
+def test_released_notebooks_carry_the_kernels_kernelspec_and_language_info():
+    """What JupyterLab's python3 kernel reports on opening, so an unmodified notebook opens unmodified."""
+    from course_tools.notebooks.convert import KERNELSPEC, kernel_language_info
+
+    expected = kernel_language_info()
+    minor = expected.pop("version").rsplit(".", 1)[0]  # the patch release is the generating interpreter's
+    for name in ASSIGNMENTS:
+        for path in sorted((ROOT / "assignments" / name).glob("*.ipynb")):
+            metadata = json.loads(path.read_text())["metadata"]
+            assert metadata["kernelspec"] == KERNELSPEC, path
+            info = dict(metadata["language_info"])
+            assert str(info.pop("version", "")).rsplit(".", 1)[0] == minor and info == expected, (
+                f"{path}: language_info {metadata['language_info']} is not the kernel's - run `make release`")
+
+
+def test_sync_rewrites_a_twin_without_the_kernels_language_info(tmp_path):
+    from course_tools.notebooks.convert import kernel_language_info, sync
+
+    source = tmp_path / "lectures" / "99-topic" / "99-topic.py"
+    source.parent.mkdir(parents=True)
+    source.write_text("# %% [markdown]\n# # Title\n\n# %%\nx = 1\n")
+    (twin,) = sync(root=tmp_path)
+    assert json.loads(twin.read_text())["metadata"]["language_info"] == kernel_language_info()
+    old = json.loads(twin.read_text())
+    old["metadata"]["language_info"] = {"name": "python"}  # what the generator wrote before
+    twin.write_text(json.dumps(old))
+    sync(root=tmp_path)
+    assert json.loads(twin.read_text())["metadata"]["language_info"] == kernel_language_info()
+
+
+def test_release_check_tolerates_only_another_python_patch_release(tmp_path):
+    from course_tools.grading.release import _same_release
+
+    def notebook(name: str, version: str, source: str = "x = 1") -> Path:
+        path = tmp_path / name
+        path.write_text(json.dumps({"cells": [{"source": source}],
+                                    "metadata": {"language_info": {"name": "python", "version": version}}}))
+        return path
+
+    assert _same_release(notebook("a", "3.11.7"), notebook("b", "3.11.9"))
+    assert not _same_release(notebook("a", "3.11.7"), notebook("b", "3.12.1"))
+    assert not _same_release(notebook("a", "3.11.7"), notebook("b", "3.11.7", source="x = 2"))

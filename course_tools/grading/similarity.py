@@ -80,6 +80,8 @@ DEFAULT_TOP = 10
 DEFAULT_THRESHOLD = 0.5
 #: the smallest denominator of the similarity (a submission with fewer fingerprints is "short")
 MIN_FINGERPRINTS = 8
+#: pairs shown per table (with their regions side by side) at most, however many are flagged (the CSV has all)
+MAX_SHOWN = 100
 #: characters of one cell that are compared (a larger cell is cut, with a note in the report)
 MAX_CELL_CHARS = 200_000
 #: the report's file names in grading/reports/NAME/ (run files start with "_": no student id does)
@@ -330,7 +332,11 @@ def load_assignment(name: str, root: Path) -> Assignment:
         known = sorted(p.name for p in course.solutions.iterdir() if p.is_dir()) if course.solutions.is_dir() else []
         raise SimilarityError(f"no assignment {name!r}: {src_dir} has no .py notebook sources"
                               + (f" (assignments: {', '.join(known)})" if known else ""))
-    notebooks, answer_ids, released_ids, given, solution_cells = [], {}, {}, [], []
+    notebooks: list[str] = []
+    answer_ids: dict[str, set[str]] = {}
+    released_ids: dict[str, set[str]] = {}
+    given: list[str] = []
+    solution_cells: list[Cell] = []
     for src in sources:
         nb_name = src.stem + ".ipynb"
         notebooks.append(nb_name)
@@ -344,7 +350,7 @@ def load_assignment(name: str, root: Path) -> Assignment:
             raise SimilarityError(f"{released_path} does not exist: the given code is read from the release; "
                                   f"run `make release ASSIGNMENT={name}`")
         released = _read_json_notebook(released_path)
-        released_ids[nb_name] = {c.get("id") for c in released["cells"] if isinstance(c, dict) and c.get("id")}
+        released_ids[nb_name] = {str(c["id"]) for c in released["cells"] if isinstance(c, dict) and c.get("id")}
         given += given_code(c for c in released["cells"] if isinstance(c, dict))
     spec = load_spec(name, root)
     notes: list[str] = []
@@ -392,7 +398,8 @@ def reference_source(dotted: str, root: Path, _depth: int = 0) -> str | None:
                 return reference_source(f"{target}.{obj}", root, _depth + 1)
         return None
     lines = text.splitlines(keepends=True)
-    order, todo = [], [obj]
+    order: list[str] = []
+    todo = [obj]
     while todo and len(order) < 20:
         cur = todo.pop(0)
         if cur in order:
@@ -486,7 +493,7 @@ def similarity(fa: set[int], fb: set[int]) -> tuple[int, float, float]:
     shared = len(fa & fb)
     if not shared:
         return 0, 0.0, 0.0
-    return shared, shared / max(min(len(fa), len(fb)), MIN_FINGERPRINTS), shared / len(fa | fb)
+    return shared, shared / max(min(len(fa), len(fb)), MIN_FINGERPRINTS), shared / (len(fa) + len(fb) - shared)
 
 
 def _marked_regions(doc: Document, common: set[int], k: int) -> list[Region]:
@@ -538,13 +545,17 @@ class Report:
     skipped: list[Skipped]
     refused: list[str]
     notes: list[str]
+    given_lines: set[str] = field(default_factory=set, repr=False)
     seconds: float = 0.0
     html_path: Path | None = None
     csv_path: Path | None = None
 
     def shown(self, pairs: list[Pair]) -> list[Pair]:
-        """The top pairs, and every pair at or above the threshold; pairs sharing nothing are never shown."""
-        return [p for i, p in enumerate(pairs) if p.shared and (i < self.top or p.similarity >= self.threshold)]
+        """The top pairs and the flagged ones (at or above the threshold), at most MAX_SHOWN; never a pair sharing nothing."""
+        return [p for i, p in enumerate(pairs) if p.shared and (i < self.top or p.similarity >= self.threshold)][:MAX_SHOWN]
+
+    def flagged(self, pairs: list[Pair]) -> int:
+        return sum(p.similarity >= self.threshold for p in pairs)
 
 
 def compare(docs: list[Document], refs: list[Document], given: Given, *, k: int, window: int) -> tuple[list[Pair], list[Pair]]:
@@ -571,7 +582,7 @@ def build_report(name: str, root: Path | None = None, *, top: int = DEFAULT_TOP,
     given = Given.of(a.given, k)
     student_pairs, reference_pairs = compare(docs, a.references, given, k=k, window=window)
     rep = Report(name, k, window, threshold, top, docs, a.references, student_pairs, reference_pairs, skipped, refused,
-                 list(a.notes))
+                 list(a.notes), given.lines)
     for p in rep.shown(student_pairs) + rep.shown(reference_pairs):
         p.regions = match_regions(p.a, p.b, k, given)
     short = [d.name for d in docs if len(d.fingerprints) < MIN_FINGERPRINTS]
@@ -612,6 +623,7 @@ tr.flag td { background: #fde2e2; }
 .side > tbody > tr > td { width: 50%; }
 pre { margin: 0; font-size: 12px; white-space: pre-wrap; word-break: break-all; }
 .ln { color: #999; user-select: none; }
+.g { color: #999; }
 .cell { font-weight: bold; margin-top: 0.6em; }
 .m0 { background: #ffd6a5; } .m1 { background: #caffbf; } .m2 { background: #9bf6ff; } .m3 { background: #bdb2ff; }
 .m4 { background: #ffc6ff; } .m5 { background: #fdffb6; } .m6 { background: #a0c4ff; } .m7 { background: #ffadad; }
@@ -622,7 +634,7 @@ def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _side(doc: Document, regions: list[Region]) -> str:
+def _side(doc: Document, regions: list[Region], given: set[str]) -> str:
     by_cell: dict[str, dict[int, int]] = {}
     for r in regions:
         for ln in range(r.first, r.last + 1):
@@ -636,7 +648,11 @@ def _side(doc: Document, regions: list[Region]) -> str:
         body = []
         for n, text in enumerate(lines, 1):
             row = f'<span class="ln">{n:4d} </span>{_esc(text)}'
-            body.append(f'<span class="m{marks[n]}">{row}</span>' if n in marks else row)
+            if n in marks:
+                row = f'<span class="m{marks[n]}">{row}</span>'
+            elif _line_key(text) in given:
+                row = f'<span class="g">{row}</span>'
+            body.append(row)
         parts.append(f'<div class="cell">{_esc(c.label)}</div><pre>' + "\n".join(body) + "</pre>")
     return "".join(parts) or "<p>(no matching lines)</p>"
 
@@ -655,7 +671,7 @@ def _pair_rows(rep: Report, pairs: list[Pair], anchor: str) -> str:
     return f"<table>{head}{''.join(rows)}</table>" if rows else "<p>No pair shares code beyond the given code.</p>"
 
 
-def _pair_details(pairs: list[Pair], anchor: str) -> str:
+def _pair_details(pairs: list[Pair], anchor: str, given: set[str]) -> str:
     out = []
     for i, p in enumerate(pairs, 1):
         listing = "".join(
@@ -664,9 +680,22 @@ def _pair_details(pairs: list[Pair], anchor: str) -> str:
         out.append(
             f'<h3 id="{anchor}{i}">{i}. {_esc(_display(p.a.name))} ~ {_esc(_display(p.b.name))}: {p.similarity:.0%}</h3>'
             f"<table><tr><th>{_esc(_display(p.a.name))}</th><th>{_esc(_display(p.b.name))}</th></tr>{listing}</table>"
-            f'<table class="side"><tr><td>{_side(p.a, [ra for ra, _ in p.regions])}</td>'
-            f"<td>{_side(p.b, [rb for _, rb in p.regions])}</td></tr></table>")
+            f'<table class="side"><tr><td>{_side(p.a, [ra for ra, _ in p.regions], given)}</td>'
+            f"<td>{_side(p.b, [rb for _, rb in p.regions], given)}</td></tr></table>")
     return "".join(out)
+
+
+def _overflow_text(rep: Report, pairs: list[Pair]) -> str | None:
+    n = rep.flagged(pairs)
+    if n <= len(rep.shown(pairs)):
+        return None
+    return (f"{n} pairs are at or above {rep.threshold:.0%}; the {MAX_SHOWN} most similar are shown here, all are in "
+            f"{CSV_FILE} (a higher --threshold narrows the list)")
+
+
+def _overflow(rep: Report, pairs: list[Pair]) -> str:
+    text = _overflow_text(rep, pairs)
+    return f"<p><strong>{_esc(text)}</strong></p>" if text else ""
 
 
 def render_html(rep: Report) -> str:
@@ -688,11 +717,13 @@ Similarity = shared fingerprints / those of the smaller side (at least {MIN_FING
 {rep.threshold:.0%} are flagged. This report changes no score: a high similarity is a lead for a human to read.
 Every pair is in <code>{_esc(CSV_FILE)}</code>.</p>
 {f"<ul>{notes}</ul>" if notes else ""}
-<h2>Between submissions</h2>{_pair_rows(rep, students, "s")}
-<h2>Against the references</h2>{_pair_rows(rep, refs, "r")}
+<h2>Between submissions</h2>{_overflow(rep, rep.student_pairs)}{_pair_rows(rep, students, "s")}
+<h2>Against the references</h2>{_overflow(rep, rep.reference_pairs)}{_pair_rows(rep, refs, "r")}
 <h2>Not compared</h2>{f"<table><tr><th>student</th><th>notebook</th><th>why</th></tr>{skipped}</table>" if skipped else "<p>None.</p>"}
-<h2>Matching regions: between submissions</h2>{_pair_details(students, "s")}
-<h2>Matching regions: against the references</h2>{_pair_details(refs, "r")}
+<h2>Matching regions: between submissions</h2>
+<p>Lines of the same colour match; grey lines are given code (in the released notebook) and never count.</p>
+{_pair_details(students, "s", rep.given_lines)}
+<h2>Matching regions: against the references</h2>{_pair_details(refs, "r", rep.given_lines)}
 </body></html>
 """
 
@@ -703,10 +734,16 @@ def describe(rep: Report) -> str:
              f"in {rep.seconds:.1f} s (k={rep.k}, window {rep.window})"]
     for title, pairs in (("between submissions", rep.student_pairs), ("against the references", rep.reference_pairs)):
         shown = rep.shown(pairs)
-        lines.append(f"top pairs {title}:" if shown else f"no pair {title} shares code beyond the given code")
+        lines.append(f"top pairs {title} ({rep.flagged(pairs)} flagged at {rep.threshold:.0%} or more):" if shown
+                     else f"no pair {title} shares code beyond the given code")
         lines += [f"  {p.similarity:4.0%}  {_display(p.a.name)} ~ {_display(p.b.name)}  "
                   f"({p.shared} shared of {len(p.a.fingerprints)}/{len(p.b.fingerprints)} fingerprints)"
-                  f"{'  FLAGGED' if p.similarity >= rep.threshold else ''}" for p in shown]
+                  f"{'  FLAGGED' if p.similarity >= rep.threshold else ''}" for p in shown[:max(rep.top, 1)]]
+        if len(shown) > rep.top:
+            lines.append(f"  ... {len(shown) - rep.top} more flagged pairs in the HTML report")
+        overflow = _overflow_text(rep, pairs)
+        if overflow:
+            lines.append(f"  {overflow}")
     lines += [f"  not compared: {s.student} {s.notebook}: {s.reason}" for s in rep.skipped]
     lines += [f"  refused the folder {s!r}: not a valid student id" for s in rep.refused]
     lines += [f"  note: {n}" for n in rep.notes]

@@ -32,11 +32,12 @@ How (MOSS's winnowing, Schleimer, Wilkerson and Aiken, SIGMOD 2003)
 3. Winnowing: in every window of ``w`` consecutive k-gram hashes (default 6) the minimum (the
    rightmost on ties) is a fingerprint. Any shared run of at least ``k + w - 1`` tokens (20 by
    default, about two lines) is guaranteed to share a fingerprint; runs shorter than ``k`` never do.
-4. Given code, removed twice over: a line of a cell that is a line of the given code (compared
-   with whitespace collapsed) contributes no tokens, so k-grams that join given pieces (a pasted
-   helper, then the stub's signature) or end in a line of one's own cannot match; and every k-gram
-   hash of the given code (all of them, not only its fingerprints) is removed from every
-   document's fingerprints, so given code with renamed variables does not count either.
+4. Given code is dropped from the token stream before the k-grams are formed: the tokens of a
+   line that is a line of the given code (compared with whitespace collapsed), and the tokens of
+   every k-gram whose hash is one of the given code's k-gram hashes (all of them, not only its
+   fingerprints: given code with renamed variables or another layout). So no k-gram joins given
+   pieces (a pasted helper, then the stub's signature) and only the student's own code is
+   fingerprinted; the given hashes are also removed from the fingerprints.
 5. Similarity of documents A and B with fingerprint sets F_A, F_B:
    ``similarity = |F_A ∩ F_B| / max(min(|F_A|, |F_B|), 8)`` — the share of the *smaller* document
    found in the other (a short answer copied whole into a longer one scores 1, like MOSS's
@@ -224,12 +225,17 @@ class Document:
         return self.name in (SOLUTION_REF, COURSE_LIB_REF)
 
     def prepare(self, k: int, w: int, given: Given) -> None:
-        """Tokens of the cells without the given lines, their k-gram hashes, the fingerprints less the given hashes."""
+        """The cells' own tokens (given code dropped), their k-gram hashes and the document's fingerprints."""
         self.fingerprints = set()
         for c in self.cells:
             lines = c.source[:MAX_CELL_CHARS].splitlines()
             own = {n for n, text in enumerate(lines, 1) if _line_key(text) not in given.lines}
-            c.toks = [t for t in tokens(c.source) if t.line in own]
+            toks = tokens(c.source)
+            keep = [t.line in own for t in toks]
+            for i, h in enumerate(kgram_hashes(toks, k)):
+                if h in given.hashes:  # a run of given code, perhaps renamed or reformatted
+                    keep[i:i + k] = [False] * k
+            c.toks = [t for t, kept in zip(toks, keep, strict=True) if kept]
             c.hashes = kgram_hashes(c.toks, k)
             self.fingerprints.update(c.hashes[i] for i in winnow(c.hashes, w))
         self.fingerprints -= given.hashes

@@ -85,6 +85,8 @@ MIN_FINGERPRINTS = 8
 MAX_SHOWN = 100
 #: characters of one cell that are compared (a larger cell is cut, with a note in the report)
 MAX_CELL_CHARS = 200_000
+#: characters of one submission's answer cells that are compared (the cells after are left out, with a note)
+MAX_DOCUMENT_CHARS = 2_000_000
 #: the report's file names in grading/reports/NAME/ (run files start with "_": no student id does)
 HTML_FILE = "_similarity.html"
 CSV_FILE = "_similarity.csv"
@@ -421,8 +423,9 @@ def reference_source(dotted: str, root: Path, _depth: int = 0) -> str | None:
     return "\n\n".join(pieces)
 
 
-def load_submissions(a: Assignment, root: Path) -> tuple[list[Document], list[Skipped], list[str]]:
-    """Every collected submission's answer cells; the notebooks that could not be read; the refused folder names."""
+def load_submissions(a: Assignment, root: Path) -> tuple[list[Document], list[Skipped], list[str], list[str]]:
+    """Every collected submission's answer cells; the notebooks that could not be read; the refused folder
+    names; notes (submissions cut to MAX_DOCUMENT_CHARS)."""
     from course_tools.grading.autograde import load_student_notebook, valid_student_id
 
     submitted = root / SUBMITTED_DIR
@@ -430,7 +433,10 @@ def load_submissions(a: Assignment, root: Path) -> tuple[list[Document], list[Sk
     if not folders:
         raise SimilarityError(f"no submissions of {a.name} collected in {submitted}: run "
                               f"`make collect ASSIGNMENT={a.name} FROM=<folder with <student>/{a.notebooks[0]}>` first")
-    docs, skipped, refused = [], [], []
+    docs: list[Document] = []
+    skipped: list[Skipped] = []
+    refused: list[str] = []
+    notes: list[str] = []
     for folder in folders:
         student = folder.name
         if not valid_student_id(student):
@@ -460,8 +466,16 @@ def load_submissions(a: Assignment, root: Path) -> tuple[list[Document], list[Sk
         if not found:
             skipped.append(Skipped(student, ", ".join(a.notebooks), "no notebook submitted"))
         elif cells or not any(s.student == student for s in skipped):
-            docs.append(Document(student, cells))
-    return docs, skipped, refused
+            total, kept = 0, []
+            for c in cells:
+                total += min(len(c.source), MAX_CELL_CHARS)
+                if total > MAX_DOCUMENT_CHARS:
+                    notes.append(f"{student}: only the first {MAX_DOCUMENT_CHARS:,} characters of answer code were compared "
+                                 f"({len(cells) - len(kept)} of {len(cells)} cells left out)")
+                    break
+                kept.append(c)
+            docs.append(Document(student, kept))
+    return docs, skipped, refused, notes
 
 
 # =============================================================================================
@@ -584,11 +598,11 @@ def build_report(name: str, root: Path | None = None, *, top: int = DEFAULT_TOP,
     t0 = time.monotonic()
     root = Path(root or REPO_ROOT).resolve()
     a = load_assignment(name, root)
-    docs, skipped, refused = load_submissions(a, root)
+    docs, skipped, refused, cut = load_submissions(a, root)
     given = Given.of(a.given, k)
     student_pairs, reference_pairs = compare(docs, a.references, given, k=k, window=window)
     rep = Report(name, k, window, threshold, top, docs, a.references, student_pairs, reference_pairs, skipped, refused,
-                 list(a.notes), given.lines)
+                 [*a.notes, *cut], given.lines)
     for p in rep.shown(student_pairs) + rep.shown(reference_pairs):
         p.regions = match_regions(p.a, p.b, k, given)
     short = [d.name for d in docs if len(d.fingerprints) < MIN_FINGERPRINTS]

@@ -294,7 +294,8 @@ def test_real_assignment_copy_of_course_lib_pad2d(tmp_path):
     assert _pair(rep, "blank", sim.COURSE_LIB_REF).shared == 0 and _pair(rep, "blank", "copier").shared == 0
 
 
-def test_html_escapes_student_code_and_hostile_notebooks_do_not_crash(course):
+def test_html_escapes_student_code_and_hostile_notebooks_do_not_crash(course, monkeypatch):
+    monkeypatch.setattr(sim, "MAX_DOCUMENT_CHARS", 5000)
     evil = '    s = "</pre><script>alert(document.cookie)</script><img src=x onerror=alert(1)>"\n' + ALICE["softmax"]
     submit(course, "alice", full(ALICE | {"softmax": evil}))
     submit(course, "carol", full(ALICE | {"softmax": evil}))
@@ -306,6 +307,8 @@ def test_html_escapes_student_code_and_hostile_notebooks_do_not_crash(course):
     deep.mkdir(parents=True)
     (deep / f"{NAME}.ipynb").write_text('{"cells": [' + "[" * 50_000 + "]" * 50_000 + '], "nbformat": 4}')
     (course / "grading" / "submitted" / "empty" / NAME).mkdir(parents=True)
+    submit(course, "huge", full(BOB), extra_cell="x = 1\n" * 2000)  # cut at MAX_DOCUMENT_CHARS, with a note
+    submit(course, "bad id", full(BOB))
     rep = sim.similarity_report(NAME, course)
     page = (course / "grading" / "reports" / NAME / sim.HTML_FILE).read_text()
     assert "<script" not in page.lower() and "onerror=alert" not in page.replace("onerror=alert(1)&gt;", "")
@@ -316,7 +319,8 @@ def test_html_escapes_student_code_and_hostile_notebooks_do_not_crash(course):
     assert "not valid JSON" in skipped["zed"] and "nested more than" in skipped["deep"]
     assert skipped["empty"] == "no notebook submitted"
     assert "zed" in page and "not valid JSON" in page
-    assert {d.name for d in rep.documents} == {"alice", "bob", "carol"}
+    assert {d.name for d in rep.documents} == {"alice", "bob", "carol", "huge"}
+    assert rep.refused == ["bad id"] and any(n.startswith("huge: only the first") for n in rep.notes)
     assert _pair(rep, "alice", "carol").similarity == 1.0
 
 

@@ -193,7 +193,7 @@ def winnow(hashes: list[int], w: int) -> list[int]:
         return [max(i for i, h in enumerate(hashes) if h == m)]
     picked: list[int] = []
     for s in range(len(hashes) - w + 1):
-        window = hashes[s:s + w]
+        window = hashes[s : s + w]
         m = min(window)
         pos = s + w - 1 - window[::-1].index(m)
         if not picked or picked[-1] != pos:
@@ -236,7 +236,7 @@ class Document:
             keep = [t.line in own for t in toks]
             for i, h in enumerate(kgram_hashes(toks, k)):
                 if h in given.hashes:  # a run of given code, perhaps renamed or reformatted
-                    keep[i:i + k] = [False] * k
+                    keep[i : i + k] = [False] * k
             c.toks = [t for t, kept in zip(toks, keep, strict=True) if kept]
             c.hashes = kgram_hashes(c.toks, k)
             self.fingerprints.update(c.hashes[i] for i in winnow(c.hashes, w))
@@ -338,8 +338,10 @@ def load_assignment(name: str, root: Path) -> Assignment:
     sources = sorted(src_dir.glob("*.py")) if src_dir.is_dir() else []
     if not sources:
         known = sorted(p.name for p in course.solutions.iterdir() if p.is_dir()) if course.solutions.is_dir() else []
-        raise SimilarityError(f"no assignment {name!r}: {src_dir} has no .py notebook sources"
-                              + (f" (assignments: {', '.join(known)})" if known else ""))
+        raise SimilarityError(
+            f"no assignment {name!r}: {src_dir} has no .py notebook sources"
+            + (f" (assignments: {', '.join(known)})" if known else "")
+        )
     notebooks: list[str] = []
     answer_ids: dict[str, set[str]] = {}
     released_ids: dict[str, set[str]] = {}
@@ -351,12 +353,17 @@ def load_assignment(name: str, root: Path) -> Assignment:
         nb = read_source(src)
         answer_ids[nb_name] = {_nbgrader(c)["grade_id"] for c in nb.cells if _is_solution(c) and c.cell_type == "code"}
         prefix = f"{src.stem}:" if len(sources) > 1 else ""
-        solution_cells += [Cell(prefix + _nbgrader(c)["grade_id"], _cell_source(c)) for c in nb.cells
-                           if _is_solution(c) and c.cell_type == "code"]
+        solution_cells += [
+            Cell(prefix + _nbgrader(c)["grade_id"], _cell_source(c))
+            for c in nb.cells
+            if _is_solution(c) and c.cell_type == "code"
+        ]
         released_path = rel_dir / nb_name
         if not released_path.is_file():
-            raise SimilarityError(f"{released_path} does not exist: the given code is read from the release; "
-                                  f"run `make release ASSIGNMENT={name}`")
+            raise SimilarityError(
+                f"{released_path} does not exist: the given code is read from the release; "
+                f"run `make release ASSIGNMENT={name}`"
+            )
         released = _read_json_notebook(released_path)
         released_ids[nb_name] = {str(c["id"]) for c in released["cells"] if isinstance(c, dict) and c.get("id")}
         given += given_code(c for c in released["cells"] if isinstance(c, dict))
@@ -402,7 +409,7 @@ def reference_source(dotted: str, root: Path, _depth: int = 0) -> str | None:
                 target = node.module or ""
                 if node.level:
                     parts = pkg.split(".")
-                    target = ".".join(parts[:len(parts) - node.level + 1] + ([target] if target else []))
+                    target = ".".join(parts[: len(parts) - node.level + 1] + ([target] if target else []))
                 return reference_source(f"{target}.{obj}", root, _depth + 1)
         return None
     lines = text.splitlines(keepends=True)
@@ -419,7 +426,7 @@ def reference_source(dotted: str, root: Path, _depth: int = 0) -> str | None:
     for nm in order:
         node = defs[nm]
         first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-        pieces.append("".join(lines[first - 1:node.end_lineno]))
+        pieces.append("".join(lines[first - 1 : node.end_lineno]))
     return "\n\n".join(pieces)
 
 
@@ -431,8 +438,10 @@ def load_submissions(a: Assignment, root: Path) -> tuple[list[Document], list[Sk
     submitted = root / SUBMITTED_DIR
     folders = sorted(p for p in submitted.iterdir() if (p / a.name).is_dir()) if submitted.is_dir() else []
     if not folders:
-        raise SimilarityError(f"no submissions of {a.name} collected in {submitted}: run "
-                              f"`make collect ASSIGNMENT={a.name} FROM=<folder with <student>/{a.notebooks[0]}>` first")
+        raise SimilarityError(
+            f"no submissions of {a.name} collected in {submitted}: run "
+            f"`make collect ASSIGNMENT={a.name} FROM=<folder with <student>/{a.notebooks[0]}>` first"
+        )
     docs: list[Document] = []
     skipped: list[Skipped] = []
     refused: list[str] = []
@@ -466,12 +475,15 @@ def load_submissions(a: Assignment, root: Path) -> tuple[list[Document], list[Sk
         if not found:
             skipped.append(Skipped(student, ", ".join(a.notebooks), "no notebook submitted"))
         elif cells or not any(s.student == student for s in skipped):
-            total, kept = 0, []
+            total = 0
+            kept: list[Cell] = []
             for c in cells:
                 total += min(len(c.source), MAX_CELL_CHARS)
                 if total > MAX_DOCUMENT_CHARS:
-                    notes.append(f"{student}: only the first {MAX_DOCUMENT_CHARS:,} characters of answer code were compared "
-                                 f"({len(cells) - len(kept)} of {len(cells)} cells left out)")
+                    notes.append(
+                        f"{student}: only the first {MAX_DOCUMENT_CHARS:,} characters of answer code were compared "
+                        f"({len(cells) - len(kept)} of {len(cells)} cells left out)"
+                    )
                     break
                 kept.append(c)
             docs.append(Document(student, kept))
@@ -572,24 +584,37 @@ class Report:
 
     def shown(self, pairs: list[Pair]) -> list[Pair]:
         """The top pairs and the flagged ones (at or above the threshold), at most MAX_SHOWN; never a pair sharing nothing."""
-        return [p for i, p in enumerate(pairs) if p.shared and (i < self.top or p.similarity >= self.threshold)][:MAX_SHOWN]
+        return [p for i, p in enumerate(pairs) if p.shared and (i < self.top or p.similarity >= self.threshold)][
+            :MAX_SHOWN
+        ]
 
     def flagged(self, pairs: list[Pair]) -> int:
         return sum(p.similarity >= self.threshold for p in pairs)
 
 
-def compare(docs: list[Document], refs: list[Document], given: Given, *, k: int, window: int) -> tuple[list[Pair], list[Pair]]:
+def compare(
+    docs: list[Document], refs: list[Document], given: Given, *, k: int, window: int
+) -> tuple[list[Pair], list[Pair]]:
     """All student pairs and all student-reference pairs, most similar first."""
     for d in [*docs, *refs]:
         d.prepare(k, window, given)
-    student_pairs = [Pair(x, y, *similarity(x.fingerprints, y.fingerprints)) for x, y in itertools.combinations(docs, 2)]
+    student_pairs = [
+        Pair(x, y, *similarity(x.fingerprints, y.fingerprints)) for x, y in itertools.combinations(docs, 2)
+    ]
     reference_pairs = [Pair(x, r, *similarity(x.fingerprints, r.fingerprints)) for x in docs for r in refs]
     order = lambda p: (-p.similarity, -p.shared, p.a.name, p.b.name)  # noqa: E731
     return sorted(student_pairs, key=order), sorted(reference_pairs, key=order)
 
 
-def build_report(name: str, root: Path | None = None, *, top: int = DEFAULT_TOP, threshold: float = DEFAULT_THRESHOLD,
-                 k: int = DEFAULT_K, window: int = DEFAULT_WINDOW) -> Report:
+def build_report(
+    name: str,
+    root: Path | None = None,
+    *,
+    top: int = DEFAULT_TOP,
+    threshold: float = DEFAULT_THRESHOLD,
+    k: int = DEFAULT_K,
+    window: int = DEFAULT_WINDOW,
+) -> Report:
     """Compare every collected submission of ``name`` (nothing is written)."""
     if k < 2 or window < 1:
         raise SimilarityError(f"k must be at least 2 and the window at least 1; got k={k}, window={window}")
@@ -601,14 +626,29 @@ def build_report(name: str, root: Path | None = None, *, top: int = DEFAULT_TOP,
     docs, skipped, refused, cut = load_submissions(a, root)
     given = Given.of(a.given, k)
     student_pairs, reference_pairs = compare(docs, a.references, given, k=k, window=window)
-    rep = Report(name, k, window, threshold, top, docs, a.references, student_pairs, reference_pairs, skipped, refused,
-                 [*a.notes, *cut], given.lines)
+    rep = Report(
+        name,
+        k,
+        window,
+        threshold,
+        top,
+        docs,
+        a.references,
+        student_pairs,
+        reference_pairs,
+        skipped,
+        refused,
+        [*a.notes, *cut],
+        given.lines,
+    )
     for p in rep.shown(student_pairs) + rep.shown(reference_pairs):
         p.regions = match_regions(p.a, p.b, k, given)
     short = [d.name for d in docs if len(d.fingerprints) < MIN_FINGERPRINTS]
     if short:
-        rep.notes.append(f"{len(short)} submissions have fewer than {MIN_FINGERPRINTS} fingerprints of their own "
-                         f"(little code beyond the given code): {', '.join(short[:20])}{' ...' if len(short) > 20 else ''}")
+        rep.notes.append(
+            f"{len(short)} submissions have fewer than {MIN_FINGERPRINTS} fingerprints of their own "
+            f"(little code beyond the given code): {', '.join(short[:20])}{' ...' if len(short) > 20 else ''}"
+        )
     rep.seconds = time.monotonic() - t0
     return rep
 
@@ -625,11 +665,35 @@ def write_csv(rep: Report, path: Path) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
-        out.writerow(["kind", "a", "b", "similarity", "jaccard", "shared_fingerprints", "fingerprints_a",
-                      "fingerprints_b", "flagged", "matching_cells"])
+        out.writerow(
+            [
+                "kind",
+                "a",
+                "b",
+                "similarity",
+                "jaccard",
+                "shared_fingerprints",
+                "fingerprints_a",
+                "fingerprints_b",
+                "flagged",
+                "matching_cells",
+            ]
+        )
         for p in rep.student_pairs + rep.reference_pairs:
-            out.writerow([p.kind, p.a.name, _display(p.b.name), f"{p.similarity:.3f}", f"{p.jaccard:.3f}", p.shared,
-                          len(p.a.fingerprints), len(p.b.fingerprints), int(p.similarity >= rep.threshold), p.cells()])
+            out.writerow(
+                [
+                    p.kind,
+                    p.a.name,
+                    _display(p.b.name),
+                    f"{p.similarity:.3f}",
+                    f"{p.jaccard:.3f}",
+                    p.shared,
+                    len(p.a.fingerprints),
+                    len(p.b.fingerprints),
+                    int(p.similarity >= rep.threshold),
+                    p.cells(),
+                ]
+            )
     tmp.replace(path)
     return path
 
@@ -681,13 +745,17 @@ def _pair_rows(rep: Report, pairs: list[Pair], anchor: str) -> str:
     rows = []
     for i, p in enumerate(pairs, 1):
         flag = p.similarity >= rep.threshold
-        rows.append(f'<tr class="{"flag" if flag else ""}"><td><a href="#{anchor}{i}">{i}</a></td>'
-                    f"<td>{_esc(_display(p.a.name))}</td><td>{_esc(_display(p.b.name))}</td>"
-                    f"<td>{p.similarity:.0%}</td><td>{p.jaccard:.0%}</td>"
-                    f"<td>{p.shared} of {len(p.a.fingerprints)} / {len(p.b.fingerprints)}</td>"
-                    f"<td>{'flagged' if flag else ''}</td><td>{_esc(p.cells())}</td></tr>")
-    head = ("<tr><th>#</th><th>A</th><th>B</th><th>similarity</th><th>Jaccard</th><th>shared fingerprints</th>"
-            "<th></th><th>matching cells</th></tr>")
+        rows.append(
+            f'<tr class="{"flag" if flag else ""}"><td><a href="#{anchor}{i}">{i}</a></td>'
+            f"<td>{_esc(_display(p.a.name))}</td><td>{_esc(_display(p.b.name))}</td>"
+            f"<td>{p.similarity:.0%}</td><td>{p.jaccard:.0%}</td>"
+            f"<td>{p.shared} of {len(p.a.fingerprints)} / {len(p.b.fingerprints)}</td>"
+            f"<td>{'flagged' if flag else ''}</td><td>{_esc(p.cells())}</td></tr>"
+        )
+    head = (
+        "<tr><th>#</th><th>A</th><th>B</th><th>similarity</th><th>Jaccard</th><th>shared fingerprints</th>"
+        "<th></th><th>matching cells</th></tr>"
+    )
     return f"<table>{head}{''.join(rows)}</table>" if rows else "<p>No pair shares code beyond the given code.</p>"
 
 
@@ -696,12 +764,15 @@ def _pair_details(pairs: list[Pair], anchor: str, given: set[str]) -> str:
     for i, p in enumerate(pairs, 1):
         listing = "".join(
             f'<tr><td class="m{ra.colour}">{_esc(ra.cell)} lines {ra.first}–{ra.last}</td>'
-            f'<td class="m{rb.colour}">{_esc(rb.cell)} lines {rb.first}–{rb.last}</td></tr>' for ra, rb in p.regions)
+            f'<td class="m{rb.colour}">{_esc(rb.cell)} lines {rb.first}–{rb.last}</td></tr>'
+            for ra, rb in p.regions
+        )
         out.append(
             f'<h3 id="{anchor}{i}">{i}. {_esc(_display(p.a.name))} ~ {_esc(_display(p.b.name))}: {p.similarity:.0%}</h3>'
             f"<table><tr><th>{_esc(_display(p.a.name))}</th><th>{_esc(_display(p.b.name))}</th></tr>{listing}</table>"
             f'<table class="side"><tr><td>{_side(p.a, [ra for ra, _ in p.regions], given)}</td>'
-            f"<td>{_side(p.b, [rb for _, rb in p.regions], given)}</td></tr></table>")
+            f"<td>{_side(p.b, [rb for _, rb in p.regions], given)}</td></tr></table>"
+        )
     return "".join(out)
 
 
@@ -709,8 +780,10 @@ def _overflow_text(rep: Report, pairs: list[Pair]) -> str | None:
     n = rep.flagged(pairs)
     if n <= len(rep.shown(pairs)):
         return None
-    return (f"{n} pairs are at or above {rep.threshold:.0%}; the {MAX_SHOWN} most similar are shown here, all are in "
-            f"{CSV_FILE} (a higher --threshold narrows the list)")
+    return (
+        f"{n} pairs are at or above {rep.threshold:.0%}; the {MAX_SHOWN} most similar are shown here, all are in "
+        f"{CSV_FILE} (a higher --threshold narrows the list)"
+    )
 
 
 def _overflow(rep: Report, pairs: list[Pair]) -> str:
@@ -720,10 +793,13 @@ def _overflow(rep: Report, pairs: list[Pair]) -> str:
 
 def render_html(rep: Report) -> str:
     students, refs = rep.shown(rep.student_pairs), rep.shown(rep.reference_pairs)
-    skipped = "".join(f"<tr><td>{_esc(s.student)}</td><td>{_esc(s.notebook)}</td><td>{_esc(s.reason)}</td></tr>"
-                      for s in rep.skipped)
-    skipped += "".join(f"<tr><td>{_esc(s)}</td><td></td><td>not a valid student id (refused, as by autograde)</td></tr>"
-                       for s in rep.refused)
+    skipped = "".join(
+        f"<tr><td>{_esc(s.student)}</td><td>{_esc(s.notebook)}</td><td>{_esc(s.reason)}</td></tr>" for s in rep.skipped
+    )
+    skipped += "".join(
+        f"<tr><td>{_esc(s)}</td><td></td><td>not a valid student id (refused, as by autograde)</td></tr>"
+        for s in rep.refused
+    )
     notes = "".join(f"<li>{_esc(n)}</li>" for n in rep.notes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -749,16 +825,24 @@ Every pair is in <code>{_esc(CSV_FILE)}</code>.</p>
 
 
 def describe(rep: Report) -> str:
-    lines = [f"similarity of {rep.assignment}: {len(rep.documents)} submissions, "
-             f"{len(rep.student_pairs)} pairs, {len(rep.reference_pairs)} comparisons with the references "
-             f"in {rep.seconds:.1f} s (k={rep.k}, window {rep.window})"]
+    lines = [
+        f"similarity of {rep.assignment}: {len(rep.documents)} submissions, "
+        f"{len(rep.student_pairs)} pairs, {len(rep.reference_pairs)} comparisons with the references "
+        f"in {rep.seconds:.1f} s (k={rep.k}, window {rep.window})"
+    ]
     for title, pairs in (("between submissions", rep.student_pairs), ("against the references", rep.reference_pairs)):
         shown = rep.shown(pairs)
-        lines.append(f"top pairs {title} ({rep.flagged(pairs)} flagged at {rep.threshold:.0%} or more):" if shown
-                     else f"no pair {title} shares code beyond the given code")
-        lines += [f"  {p.similarity:4.0%}  {_display(p.a.name)} ~ {_display(p.b.name)}  "
-                  f"({p.shared} shared of {len(p.a.fingerprints)}/{len(p.b.fingerprints)} fingerprints)"
-                  f"{'  FLAGGED' if p.similarity >= rep.threshold else ''}" for p in shown[:max(rep.top, 1)]]
+        lines.append(
+            f"top pairs {title} ({rep.flagged(pairs)} flagged at {rep.threshold:.0%} or more):"
+            if shown
+            else f"no pair {title} shares code beyond the given code"
+        )
+        lines += [
+            f"  {p.similarity:4.0%}  {_display(p.a.name)} ~ {_display(p.b.name)}  "
+            f"({p.shared} shared of {len(p.a.fingerprints)}/{len(p.b.fingerprints)} fingerprints)"
+            f"{'  FLAGGED' if p.similarity >= rep.threshold else ''}"
+            for p in shown[: max(rep.top, 1)]
+        ]
         if len(shown) > rep.top:
             lines.append(f"  ... {len(shown) - rep.top} more flagged pairs in the HTML report")
         overflow = _overflow_text(rep, pairs)
@@ -785,18 +869,27 @@ def similarity_report(name: str, root: Path | None = None, **kwargs) -> Report:
     return rep
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m course_tools similarity", root: Path | None = None) -> int:
+def main(
+    argv: list[str] | None = None, prog: str = "python -m course_tools similarity", root: Path | None = None
+) -> int:
     parser = argparse.ArgumentParser(
-        prog=prog, description="pairwise similarity of the answer cells of an assignment's collected submissions, and "
-        "against the solution and course_lib (MOSS-style winnowing; the given code does not count; changes no score)")
+        prog=prog,
+        description="pairwise similarity of the answer cells of an assignment's collected submissions, and "
+        "against the solution and course_lib (MOSS-style winnowing; the given code does not count; changes no score)",
+    )
     parser.add_argument("name", help="the assignment, e.g. 03-convolutions")
     parser.add_argument("--top", type=int, default=DEFAULT_TOP, help=f"pairs shown per table (default {DEFAULT_TOP})")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                        help=f"flag pairs at or above this similarity, 0..1 (default {DEFAULT_THRESHOLD}); "
-                        "flagged pairs are always shown")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"flag pairs at or above this similarity, 0..1 (default {DEFAULT_THRESHOLD}); "
+        "flagged pairs are always shown",
+    )
     parser.add_argument("--k", type=int, default=DEFAULT_K, help=f"tokens per k-gram (default {DEFAULT_K})")
-    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW,
-                        help=f"winnowing window in k-grams (default {DEFAULT_WINDOW})")
+    parser.add_argument(
+        "--window", type=int, default=DEFAULT_WINDOW, help=f"winnowing window in k-grams (default {DEFAULT_WINDOW})"
+    )
     args = parser.parse_args(argv)
     try:
         rep = similarity_report(args.name, root, top=args.top, threshold=args.threshold, k=args.k, window=args.window)

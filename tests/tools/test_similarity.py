@@ -75,14 +75,14 @@ def moving_average(x, n):
 '''
 
 ALICE = {  # honest, loops
-    "softmax": '''    out = np.empty_like(z, dtype=float)
+    "softmax": """    out = np.empty_like(z, dtype=float)
     for row in range(z.shape[0]):
         biggest = z[row].max()
         expd = np.exp(z[row] - biggest)
         out[row] = expd / expd.sum()
     return out
-''',
-    "conv1d": '''    length = x.shape[0]
+""",
+    "conv1d": """    length = x.shape[0]
     taps = w.shape[0]
     result = []
     pos = 0
@@ -93,25 +93,25 @@ ALICE = {  # honest, loops
         result.append(acc)
         pos += stride
     return np.array(result)
-''',
-    "moving_average": '''    means = []
+""",
+    "moving_average": """    means = []
     for start in range(len(x) - n + 1):
         window = x[start:start + n]
         means.append(sum(window) / n)
     return np.array(means)
-''',
+""",
 }
 BOB = {  # honest, vectorised differently
-    "softmax": '''    # subtract the row maximum for stability
+    "softmax": """    # subtract the row maximum for stability
     e = np.exp(z - np.max(z, 1)[:, None])
     s = np.sum(e, 1)
     return e / s[:, None]
-''',
-    "conv1d": '''    w = np.asarray(w)
+""",
+    "conv1d": """    w = np.asarray(w)
     idx = np.arange(len(w))[None, :] + stride * np.arange((len(x) - len(w)) // stride + 1)[:, None]
     return (x[idx] * w).sum(-1)
-''',
-    "moving_average": '''    if n <= 0:
+""",
+    "moving_average": """    if n <= 0:
         raise ValueError("n must be positive")
     total = x[:n].sum()
     out = [total / n]
@@ -119,29 +119,47 @@ BOB = {  # honest, vectorised differently
         total = total + x[i] - x[i - n]
         out.append(total / n)
     return np.asarray(out)
-''',
+""",
 }
 
 
 def _rename(code: str) -> str:
     """Alice's code as a copier hands it in: every variable renamed, comments and blank lines added."""
-    for old, new in [("out", "res"), ("row", "r"), ("biggest", "mx"), ("expd", "ex"), ("length", "L"),
-                     ("taps", "K"), ("result", "vals"), ("pos", "p"), ("acc", "tot"), ("means", "avg"),
-                     ("start", "s0"), ("window", "chunk")]:
+    for old, new in [
+        ("out", "res"),
+        ("row", "r"),
+        ("biggest", "mx"),
+        ("expd", "ex"),
+        ("length", "L"),
+        ("taps", "K"),
+        ("result", "vals"),
+        ("pos", "p"),
+        ("acc", "tot"),
+        ("means", "avg"),
+        ("start", "s0"),
+        ("window", "chunk"),
+    ]:
         code = __import__("re").sub(rf"\b{old}\b", new, code)
     lines = code.splitlines(keepends=True)
     return "".join(ln + ("    # my own idea\n\n" if i % 2 else "") for i, ln in enumerate(lines))
 
 
 def _source_py(solution: dict[str, str]) -> str:
-    cells = ["# %% [markdown]\n# # Toy assignment\n", "# %%\nimport numpy as np\n",
-             '# %% nbgrader={"grade": false, "grade_id": "helper", "locked": true, "solution": false, "schema_version": 3}\n'
-             + GIVEN_HELPER]
+    cells = [
+        "# %% [markdown]\n# # Toy assignment\n",
+        "# %%\nimport numpy as np\n",
+        '# %% nbgrader={"grade": false, "grade_id": "helper", "locked": true, "solution": false, "schema_version": 3}\n'
+        + GIVEN_HELPER,
+    ]
     for gid in IDS:
-        cells.append(f'# %% nbgrader={{"grade": false, "grade_id": "{gid}", "locked": false, "solution": true, '
-                     f'"schema_version": 3}}\n{SIGNATURES[gid]}    ### BEGIN SOLUTION\n{solution[gid]}    ### END SOLUTION\n')
-        cells.append(f'# %% nbgrader={{"grade": true, "grade_id": "{gid}_tests", "locked": true, "points": 1, '
-                     f'"solution": false, "schema_version": 3}}\nassert {gid} is not None\n')
+        cells.append(
+            f'# %% nbgrader={{"grade": false, "grade_id": "{gid}", "locked": false, "solution": true, '
+            f'"schema_version": 3}}\n{SIGNATURES[gid]}    ### BEGIN SOLUTION\n{solution[gid]}    ### END SOLUTION\n'
+        )
+        cells.append(
+            f'# %% nbgrader={{"grade": true, "grade_id": "{gid}_tests", "locked": true, "points": 1, '
+            f'"solution": false, "schema_version": 3}}\nassert {gid} is not None\n'
+        )
     return "\n\n".join(cells)
 
 
@@ -149,15 +167,24 @@ def _released() -> nbformat.NotebookNode:
     def meta(gid, **kw):
         return {"nbgrader": {"grade_id": gid, "schema_version": 3, **kw}}
 
-    cells = [nbformat.v4.new_markdown_cell("# Toy assignment\n\n```python\nfor i in range(len(x)):\n    total += x[i]\n```"),
-             nbformat.v4.new_code_cell("import numpy as np"),
-             nbformat.v4.new_code_cell(GIVEN_HELPER, metadata=meta("helper", grade=False, locked=True, solution=False))]
+    cells = [
+        nbformat.v4.new_markdown_cell("# Toy assignment\n\n```python\nfor i in range(len(x)):\n    total += x[i]\n```"),
+        nbformat.v4.new_code_cell("import numpy as np"),
+        nbformat.v4.new_code_cell(GIVEN_HELPER, metadata=meta("helper", grade=False, locked=True, solution=False)),
+    ]
     for gid in IDS:
-        cells.append(nbformat.v4.new_code_cell(SIGNATURES[gid] + "    # YOUR CODE HERE\n    raise NotImplementedError()",
-                                               metadata=meta(gid, grade=False, locked=False, solution=True)))
-        cells.append(nbformat.v4.new_code_cell(f"assert {gid} is not None",
-                                               metadata=meta(f"{gid}_tests", grade=True, locked=True, points=1,
-                                                             solution=False)))
+        cells.append(
+            nbformat.v4.new_code_cell(
+                SIGNATURES[gid] + "    # YOUR CODE HERE\n    raise NotImplementedError()",
+                metadata=meta(gid, grade=False, locked=False, solution=True),
+            )
+        )
+        cells.append(
+            nbformat.v4.new_code_cell(
+                f"assert {gid} is not None",
+                metadata=meta(f"{gid}_tests", grade=True, locked=True, points=1, solution=False),
+            )
+        )
     for i, c in enumerate(cells):
         c["id"] = f"cell-{i:03d}"
     return nbformat.v4.new_notebook(cells=cells)
@@ -181,8 +208,16 @@ def course(tmp_path):
     return make_course(tmp_path / "course")
 
 
-def submit(root, student: str, answers: dict[str, str], *, helper: bool = True, extra_cell: str | None = None,
-           name: str = NAME, released=None):
+def submit(
+    root,
+    student: str,
+    answers: dict[str, str],
+    *,
+    helper: bool = True,
+    extra_cell: str | None = None,
+    name: str = NAME,
+    released=None,
+):
     """Student's notebook: the release with the answer cells filled (the given helper pasted at their top)."""
     nb = released if released is not None else _released()
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
@@ -213,9 +248,12 @@ def _pair(rep, a, b):
 
 def test_tokens_normalise_names_literals_and_layout():
     a = sim.tokens("def f(x, y=2):  # add\n    return x + y * 'a'\n")
-    b = sim.tokens("def   g(first,\n      second=3.5):\n\n    return first + second * \"zz\"")
-    assert [t.text for t in a] == [t.text for t in b] == ["def", "V", "(", "V", ",", "V", "=", "N", ")", ":", "return",
-                                                          "V", "+", "V", "*", "S"]
+    b = sim.tokens('def   g(first,\n      second=3.5):\n\n    return first + second * "zz"')
+    assert (
+        [t.text for t in a]
+        == [t.text for t in b]
+        == ["def", "V", "(", "V", ",", "V", "=", "N", ")", ":", "return", "V", "+", "V", "*", "S"]
+    )
     assert [t.line for t in b][-1] == 4
     # hostile or broken cells still tokenize: magics, an unclosed string, bad indentation
     broken = sim.tokens("%timeit f(1)\n!ls\n  x = 1\n y = '''open\nz = 2\n")
@@ -249,11 +287,17 @@ def test_given_code_alone_is_not_copying(course):
     """Students who hand in nothing but what they received (stubs, the helper, the markdown's example) share
     nothing, even with the helper's variables renamed and reformatted differently by each."""
     for s, (arr, label) in {"erin": ("arr", "label"), "fay": ("m", "what")}.items():
-        helper = GIVEN_HELPER.replace("(a, name", f"({arr}, {label}").replace("a.", f"{arr}.").replace("(a)", f"({arr})")
+        helper = (
+            GIVEN_HELPER.replace("(a, name", f"({arr}, {label}").replace("a.", f"{arr}.").replace("(a)", f"({arr})")
+        )
         helper = helper.replace("{name}", "{" + label + "}").replace("return a", f"return {arr}").replace(", ", ",  ")
         assert helper.count(arr) >= 5 and not set(helper.splitlines()) & set(GIVEN_HELPER.splitlines()[2:])
-        submit(course, s, {gid: SIGNATURES[gid] + "    for i in range(len(x)):\n        total += x[i]\n" for gid in IDS},
-               extra_cell=helper)
+        submit(
+            course,
+            s,
+            {gid: SIGNATURES[gid] + "    for i in range(len(x)):\n        total += x[i]\n" for gid in IDS},
+            extra_cell=helper,
+        )
     rep = sim.build_report(NAME, course)
     p = _pair(rep, "erin", "fay")
     assert p.shared == 0 and p.similarity == 0.0 and not rep.shown(rep.student_pairs)
@@ -265,13 +309,22 @@ def test_copy_of_the_course_lib_reference_is_flagged_against_it(course):
     lib = sim.reference_source("course_lib.toylib.conv1d", course)
     assert "def _check_1d" in lib and "def conv1d" in lib  # the private helper it calls comes along
     body = lib.replace("conv1d", "my_conv").replace("windows", "wins").replace("starts", "st")
-    submit(course, "mallory", {**full(ALICE | {"conv1d": "    return my_conv(x, w, stride)\n"}), "conv1d":
-                               SIGNATURES["conv1d"] + "    return my_conv(x, w, stride)\n"}, extra_cell=body)
+    submit(
+        course,
+        "mallory",
+        {
+            **full(ALICE | {"conv1d": "    return my_conv(x, w, stride)\n"}),
+            "conv1d": SIGNATURES["conv1d"] + "    return my_conv(x, w, stride)\n",
+        },
+        extra_cell=body,
+    )
     rep = sim.build_report(NAME, course, threshold=0.4)
     against_lib = _pair(rep, "mallory", sim.COURSE_LIB_REF)
     assert against_lib.similarity >= 0.4 and against_lib in rep.shown(rep.reference_pairs)
     assert _pair(rep, "alice", sim.COURSE_LIB_REF).similarity <= 0.15
-    assert any(ra.cell.startswith("added cell") and rb.cell == "course_lib.toylib.conv1d" for ra, rb in against_lib.regions)
+    assert any(
+        ra.cell.startswith("added cell") and rb.cell == "course_lib.toylib.conv1d" for ra, rb in against_lib.regions
+    )
 
 
 def test_real_assignment_copy_of_course_lib_pad2d(tmp_path):
@@ -362,12 +415,26 @@ def test_clear_errors_and_the_command_line(course, capsys):
 def test_rank_order_agrees_with_copydetect(course, tmp_path):
     """copydetect 0.5.0 (an independent implementation of winnowing) ranks the same pairs in the same order."""
     from copydetect import detector  # declared in the test extra
-    whole = {s: "\n\n".join(SIGNATURES[g] + code[g] for g in IDS) for s, code in
-             [("alice", ALICE), ("bob", BOB), ("carol", {g: _rename(ALICE[g]) for g in IDS}),
-              ("half", ALICE | {"conv1d": BOB["conv1d"], "moving_average": BOB["moving_average"]}),
-              ("sol", SOLUTION)]}
-    pairs = [("alice", "carol"), ("alice", "half"), ("alice", "bob"), ("bob", "half"), ("alice", "sol"),
-             ("carol", "half"), ("bob", "sol")]
+
+    whole = {
+        s: "\n\n".join(SIGNATURES[g] + code[g] for g in IDS)
+        for s, code in [
+            ("alice", ALICE),
+            ("bob", BOB),
+            ("carol", {g: _rename(ALICE[g]) for g in IDS}),
+            ("half", ALICE | {"conv1d": BOB["conv1d"], "moving_average": BOB["moving_average"]}),
+            ("sol", SOLUTION),
+        ]
+    }
+    pairs = [
+        ("alice", "carol"),
+        ("alice", "half"),
+        ("alice", "bob"),
+        ("bob", "half"),
+        ("alice", "sol"),
+        ("carol", "half"),
+        ("bob", "sol"),
+    ]
     given = sim.Given.of(sim.given_code(_released().cells), sim.DEFAULT_K)
     docs = {s: sim.Document(s, [sim.Cell("all", text)]) for s, text in whole.items()}
     for d in docs.values():

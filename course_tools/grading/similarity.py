@@ -11,8 +11,11 @@ never changes a score. A high similarity is a lead for a human to read, not a ve
 What is compared
 ----------------
 Per submission, its *answer cells*: the code cells whose nbgrader ``grade_id`` is a solution cell
-of the source (``solutions/NAME/*.py``), plus code cells the student added (no grade id, a cell id
-the released notebook does not have); test cells, locked cells and markdown are never compared.
+of the source (``solutions/NAME/*.py``), labelled by it, and every other code cell the grader runs
+in the student's version (cells the student added, released cells without a grade id, cells whose
+metadata was edited away), labelled ``cell N``; test cells and locked cells (the grader restores
+them from the source) and markdown are never compared. Unchanged released cells are all given
+code, so they add nothing.
 Two *references* are compared with every submission: ``solution`` (the answer cells of the
 instructor's source) and ``course_lib`` (the reference implementations the assignment's
 ``answers`` and ``reveals`` in ``syllabus.toml`` name, with the module's private helpers they call,
@@ -207,7 +210,7 @@ def winnow(hashes: list[int], w: int) -> list[int]:
 
 @dataclass
 class Cell:
-    label: str  # grade id, "added cell 7", or the course_lib name
+    label: str  # grade id, "cell 7" (a code cell without an answer grade id), or the course_lib name
     source: str = field(repr=False)
     toks: list[Token] = field(default_factory=list, repr=False)
     hashes: list[int] = field(default_factory=list, repr=False)  # every k-gram hash (position i: tokens i..i+k-1)
@@ -323,7 +326,7 @@ class Assignment:
     name: str
     notebooks: list[str]  # file names of the source notebooks, e.g. 03-convolutions.ipynb
     answer_ids: dict[str, set[str]]  # notebook file name -> grade ids of its solution cells
-    released_ids: dict[str, set[str]]  # notebook file name -> cell ids of the released notebook
+    restored_ids: dict[str, set[str]]  # notebook file name -> grade ids of tests and locked cells (the source's count)
     given: list[str]
     references: list[Document]
     notes: list[str] = field(default_factory=list)
@@ -344,7 +347,7 @@ def load_assignment(name: str, root: Path) -> Assignment:
         )
     notebooks: list[str] = []
     answer_ids: dict[str, set[str]] = {}
-    released_ids: dict[str, set[str]] = {}
+    restored_ids: dict[str, set[str]] = {}
     given: list[str] = []
     solution_cells: list[Cell] = []
     for src in sources:
@@ -352,6 +355,9 @@ def load_assignment(name: str, root: Path) -> Assignment:
         notebooks.append(nb_name)
         nb = read_source(src)
         answer_ids[nb_name] = {_nbgrader(c)["grade_id"] for c in nb.cells if _is_solution(c) and c.cell_type == "code"}
+        restored_ids[nb_name] = {
+            str(_nbgrader(c)["grade_id"]) for c in nb.cells if _nbgrader(c).get("grade_id") and not _is_solution(c)
+        }
         prefix = f"{src.stem}:" if len(sources) > 1 else ""
         solution_cells += [
             Cell(prefix + _nbgrader(c)["grade_id"], _cell_source(c))
@@ -365,7 +371,6 @@ def load_assignment(name: str, root: Path) -> Assignment:
                 f"run `make release ASSIGNMENT={name}`"
             )
         released = _read_json_notebook(released_path)
-        released_ids[nb_name] = {str(c["id"]) for c in released["cells"] if isinstance(c, dict) and c.get("id")}
         given += given_code(c for c in released["cells"] if isinstance(c, dict))
     spec = load_spec(name, root)
     notes: list[str] = []
@@ -381,7 +386,7 @@ def load_assignment(name: str, root: Path) -> Assignment:
         refs.append(Document(COURSE_LIB_REF, lib_cells))
     elif not spec.answers:
         notes.append(f"syllabus.toml maps no course_lib answers for {name}: compared with the solution only")
-    return Assignment(name, notebooks, answer_ids, released_ids, given, refs, notes)
+    return Assignment(name, notebooks, answer_ids, restored_ids, given, refs, notes)
 
 
 def _module_file(module: str, root: Path) -> Path | None:
@@ -463,15 +468,16 @@ def load_submissions(a: Assignment, root: Path) -> tuple[list[Document], list[Sk
                 skipped.append(Skipped(student, nb_name, problem.message))
                 continue
             prefix = f"{Path(nb_name).stem}:" if len(a.notebooks) > 1 else ""
-            answers, released = a.answer_ids[nb_name], a.released_ids[nb_name]
+            answers, restored = a.answer_ids[nb_name], a.restored_ids[nb_name]
             for i, cell in enumerate(nb.cells, 1):
                 if cell.get("cell_type") != "code":
                     continue
                 gid = _nbgrader(cell).get("grade_id")
+                gid = gid if isinstance(gid, str) else None
                 if gid in answers:
-                    cells.append(Cell(prefix + gid, _cell_source(cell)))
-                elif not gid and cell.get("id") not in released:
-                    cells.append(Cell(f"{prefix}added cell {i}", _cell_source(cell)))
+                    cells.append(Cell(prefix + str(gid), _cell_source(cell)))
+                elif gid not in restored:  # the grader runs the student's version of every other code cell
+                    cells.append(Cell(f"{prefix}cell {i}", _cell_source(cell)))
         if not found:
             skipped.append(Skipped(student, ", ".join(a.notebooks), "no notebook submitted"))
         elif cells or not any(s.student == student for s in skipped):

@@ -217,8 +217,10 @@ def submit(
     extra_cell: str | None = None,
     name: str = NAME,
     released=None,
+    strip: tuple[str, ...] = (),
 ):
-    """Student's notebook: the release with the answer cells filled (the given helper pasted at their top)."""
+    """Student's notebook: the release with the answer cells filled (the given helper pasted at their top);
+    the nbgrader metadata of the cells in ``strip`` removed (the grader still runs them)."""
     nb = released if released is not None else _released()
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     for cell in nb.cells:
@@ -226,6 +228,8 @@ def submit(
         if gid in answers:
             body = answers[gid]
             cell.source = (GIVEN_HELPER + "\n\n" if helper else "") + body
+        if gid in strip:
+            del cell.metadata["nbgrader"]
     if extra_cell is not None:
         added = nbformat.v4.new_code_cell(extra_cell)
         added["id"] = "student-added"
@@ -264,7 +268,8 @@ def test_tokens_normalise_names_literals_and_layout():
 def test_renamed_copy_is_found_honest_work_is_not_and_given_code_does_not_count(course):
     submit(course, "alice", full(ALICE))
     submit(course, "bob", full(BOB))
-    submit(course, "carol", {gid: SIGNATURES[gid] + _rename(ALICE[gid]) for gid in IDS})  # alice's, renamed
+    # alice's, renamed, one answer cell's metadata removed so that it is not an answer cell by its grade id
+    submit(course, "carol", {gid: SIGNATURES[gid] + _rename(ALICE[gid]) for gid in IDS}, strip=("conv1d",))
     submit(course, "dave", full(SOLUTION), helper=False)  # the instructor's solution, verbatim
     rep = sim.similarity_report(NAME, course, top=5, threshold=0.5)
     copy_pair, honest = _pair(rep, "alice", "carol"), _pair(rep, "alice", "bob")
@@ -277,6 +282,7 @@ def test_renamed_copy_is_found_honest_work_is_not_and_given_code_does_not_count(
     # the regions of the copy cover the copied lines, not the given helper
     regions = [(ra.cell, ra.first, ra.last) for ra, _ in copy_pair.regions]
     assert {c for c, _, _ in regions} == set(IDS)
+    assert {rb.cell for _, rb in copy_pair.regions} == set(IDS) - {"conv1d"} | {"cell 6"}
     helper_lines = GIVEN_HELPER.count("\n") + 2
     assert all(first > helper_lines for _, first, _ in regions), regions
     rows = list(csv.DictReader(open(course / "grading" / "reports" / NAME / sim.CSV_FILE)))
@@ -322,9 +328,7 @@ def test_copy_of_the_course_lib_reference_is_flagged_against_it(course):
     against_lib = _pair(rep, "mallory", sim.COURSE_LIB_REF)
     assert against_lib.similarity >= 0.4 and against_lib in rep.shown(rep.reference_pairs)
     assert _pair(rep, "alice", sim.COURSE_LIB_REF).similarity <= 0.15
-    assert any(
-        ra.cell.startswith("added cell") and rb.cell == "course_lib.toylib.conv1d" for ra, rb in against_lib.regions
-    )
+    assert any(ra.cell.startswith("cell ") and rb.cell == "course_lib.toylib.conv1d" for ra, rb in against_lib.regions)
 
 
 def test_real_assignment_copy_of_course_lib_pad2d(tmp_path):

@@ -13,8 +13,9 @@ What is compared
 Per submission, its *answer cells*: the code cells whose nbgrader ``grade_id`` is a solution cell
 of the source (``solutions/NAME/*.py``), labelled by it, and every other code cell the grader runs
 in the student's version (cells the student added, released cells without a grade id, cells whose
-metadata was edited away), labelled ``cell N``; test cells and locked cells (the grader restores
-them from the source) and markdown are never compared. Unchanged released cells are all given
+metadata was edited away, second copies of a test cell), labelled ``cell N``, as
+:func:`course_tools.grading.autograde.assemble` runs them; test cells and locked cells (the grader
+restores them from the source) and markdown are never compared. Unchanged released cells are all given
 code, so they add nothing.
 Two *references* are compared with every submission: ``solution`` (the answer cells of the
 instructor's source) and ``course_lib`` (the reference implementations the assignment's
@@ -469,14 +470,15 @@ def load_submissions(a: Assignment, root: Path) -> tuple[list[Document], list[Sk
                 continue
             prefix = f"{Path(nb_name).stem}:" if len(a.notebooks) > 1 else ""
             answers, restored = a.answer_ids[nb_name], a.restored_ids[nb_name]
+            replaced: set[str] = set()
             for i, cell in enumerate(nb.cells, 1):
-                if cell.get("cell_type") != "code":
-                    continue
                 gid = _nbgrader(cell).get("grade_id")
                 gid = gid if isinstance(gid, str) else None
-                if gid in answers:
+                if gid in answers:  # run as code even when the student made it a markdown cell
                     cells.append(Cell(prefix + str(gid), _cell_source(cell)))
-                elif gid not in restored:  # the grader runs the student's version of every other code cell
+                elif gid in restored and gid not in replaced:  # the grader runs the source's version instead
+                    replaced.add(gid)
+                elif cell.get("cell_type") == "code":  # run as the student wrote it (a duplicate test cell too)
                     cells.append(Cell(f"{prefix}cell {i}", _cell_source(cell)))
         if not found:
             skipped.append(Skipped(student, ", ".join(a.notebooks), "no notebook submitted"))

@@ -315,20 +315,25 @@ def test_copy_of_the_course_lib_reference_is_flagged_against_it(course):
     lib = sim.reference_source("course_lib.toylib.conv1d", course)
     assert "def _check_1d" in lib and "def conv1d" in lib  # the private helper it calls comes along
     body = lib.replace("conv1d", "my_conv").replace("windows", "wins").replace("starts", "st")
-    submit(
-        course,
-        "mallory",
-        {
-            **full(ALICE | {"conv1d": "    return my_conv(x, w, stride)\n"}),
-            "conv1d": SIGNATURES["conv1d"] + "    return my_conv(x, w, stride)\n",
-        },
-        extra_cell=body,
-    )
+    submit(course, "mallory", full(ALICE | {"conv1d": "    return my_conv(x, w, stride)\n"}))
+    # the copy hides in a second copy of a test cell (the grader runs it as an ungraded cell)
+    path = course / "grading" / "submitted" / "mallory" / NAME / f"{NAME}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    test_cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "conv1d_tests")
+    hidden = nbformat.v4.new_code_cell(body, metadata=json.loads(json.dumps(test_cell.metadata)))
+    hidden["id"] = "hidden-copy"
+    at = nb.cells.index(test_cell) + 1
+    nb.cells.insert(at, hidden)
+    nbformat.write(nb, path)
     rep = sim.build_report(NAME, course, threshold=0.4)
     against_lib = _pair(rep, "mallory", sim.COURSE_LIB_REF)
     assert against_lib.similarity >= 0.4 and against_lib in rep.shown(rep.reference_pairs)
     assert _pair(rep, "alice", sim.COURSE_LIB_REF).similarity <= 0.15
-    assert any(ra.cell.startswith("cell ") and rb.cell == "course_lib.toylib.conv1d" for ra, rb in against_lib.regions)
+    assert {(ra.cell, rb.cell) for ra, rb in against_lib.regions} == {(f"cell {at + 1}", "course_lib.toylib.conv1d")}
+    # before the test cell it would be the cell the grader replaces by the source's test: never run, not compared
+    nb.cells.insert(at - 1, nb.cells.pop(at))
+    nbformat.write(nb, path)
+    assert _pair(sim.build_report(NAME, course), "mallory", sim.COURSE_LIB_REF).shared == 0
 
 
 def test_real_assignment_copy_of_course_lib_pad2d(tmp_path):

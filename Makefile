@@ -85,6 +85,11 @@ feedback: venv
 export-grades: venv
 	$(PY) -m course_tools export
 
+## instructor: make similarity ASSIGNMENT=03-convolutions [TOP=10] [THRESHOLD=0.5] -> grading/reports/NAME/_similarity.html
+.PHONY: similarity
+similarity: venv
+	$(PY) -m course_tools similarity $(ASSIGNMENT) $(if $(TOP),--top $(TOP),) $(if $(THRESHOLD),--threshold $(THRESHOLD),)
+
 ## benchmarks at real size (SMOKE=1 for tiny sizes), then benchmarks/RESULTS.md
 BENCH_PEERS := build/bench-peers
 bench: venv

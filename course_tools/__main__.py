@@ -48,6 +48,8 @@ COMMANDS: dict[str, Command] = {
     "feedback": Command("course_tools.grading.cli:main", "write feedback HTML per student into grading/feedback",
                         ("feedback",)),
     "export": Command("course_tools.grading.cli:main", "write grading/grades.csv", ("export",)),
+    "similarity": Command("course_tools.grading.similarity:main",
+                          "pairwise similarity of the answer cells of collected submissions, and against the references"),
     "lab": Command("course_tools.lab:main", "JupyterLab for students (--role instructor: with formgrader and "
                    "Create Assignment)"),
     "validate": Command("course_tools.grading.validate:main",

@@ -282,8 +282,8 @@ md(f"""| tagger ({len(tag_train):,} labelled sentences, {TAG_EPOCHS} epoch(s)) |
 
 With ELMo features the tagger tags **{tag_acc["(b) ELMo + static"]:.1f} %** of the test words correctly, against
 **{tag_acc["(a) static"]:.1f} %** with static representations alone (**{gain:+.1f}** points). {100 * unseen:.0f} % of
-the test words never occur twice in the labelled sentences (so the static tagger has no trained vector for them),
-but only {100 * unseen_lm:.0f} % are outside the biLM's vocabulary, and the biLM's LSTM layers add what the
+the test words are outside the tagger's vocabulary (seen fewer than twice in the labelled sentences, so the static
+tagger has no trained vector for them), but only {100 * unseen_lm:.0f} % are outside the biLM's, and the biLM's LSTM layers add what the
 unlabelled sentences taught it about each word's context.""")
 
 # %%
@@ -307,8 +307,9 @@ layer_names = ["token layer $h_{k,0}$"] + [f"LSTM layer $h_{{k,{j}}}$" for j in 
 ax.bar(np.arange(len(mix_w)), mix_w, 0.6)
 ax.axhline(1 / len(mix_w), color="gray", ls="--", label="initial (equal) weight")
 ax.set_xticks(np.arange(len(mix_w)), layer_names)
-ax.set(xlabel="biLM layer j", ylabel="learned weight $s_j$", title=f"the POS tagger's scalar mix (γ = {gamma:.2f})")
-ax.legend(loc="lower right")
+ax.set(xlabel="biLM layer j", ylabel="learned weight $s_j$", title=f"the POS tagger's scalar mix (γ = {gamma:.2f})",
+       ylim=(0, 1.3 * max(mix_w.max(), 1 / len(mix_w))))
+ax.legend(loc="upper left")
 show(fig, "The softmax-normalised layer weights s_j that the ELMo tagger learned.")
 print("s_j =", np.round(mix_w, 3), f"(sum {mix_w.sum():.3f}), γ = {gamma:.3f}")
 

@@ -28,6 +28,11 @@ over each word and its LSTMs have projections; this reference keeps an embedding
 optional linear projection to the LSTM width) and residual connections between LSTM layers, as
 ELMo has. The LSTMs are ``course_lib.sequence.LSTM`` (``backend="torch"`` swaps in
 ``torch.nn.LSTM`` with the same parameters, faster on a CPU).
+
+Downstream (the paper's §3.3), :class:`ELMoTagger` freezes the biLM and feeds ``[x_k; ELMo_k]``
+(a static word embedding and the scalar mix) to lecture 14's :class:`course_lib.sequence.BiLSTMTagger`;
+:func:`elmo_layers` caches the frozen biLM's layers once per sentence and :func:`pad_elmo_layers`
+batches them, so training the tagger costs no biLM forward pass per epoch.
 """
 
 from __future__ import annotations
@@ -40,10 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.sequence import LSTM
+from course_lib.sequence import LSTM, BiLSTMTagger
 from course_lib.text import Vocab
 
-__all__ = ["ELMo", "BiLM", "ScalarMix", "train_bilm"]
+__all__ = ["ELMo", "BiLM", "ELMoTagger", "ScalarMix", "elmo_layers", "pad_elmo_layers", "train_bilm"]
 
 
 class ScalarMix(nn.Module):
@@ -203,15 +208,16 @@ class BiLM(nn.Module):
         """The biLM objective: ``(CE_forward + CE_backward) / 2``, each the mean cross-entropy
         (nats per token) over the real next/previous tokens of every sentence."""
         ids, lens = self._batch(tokens, lengths)
-        f_logits, b_logits = self(ids, lens)
+        _, fwd, bwd = self.states(ids, lens)
         T = ids.shape[1]
         pos = torch.arange(T, device=ids.device).unsqueeze(0)
         f_ok = pos[:, :-1] < (lens.unsqueeze(1) - 1)  # position k predicts k + 1 < length
         b_ok = f_ok  # position k + 1 predicts k, for k + 1 < length
         if not bool(f_ok.any()):
             raise ValueError("every sentence has a single token: nothing to predict")
-        ce_f = F.cross_entropy(f_logits[:, :-1][f_ok], ids[:, 1:][f_ok])
-        ce_b = F.cross_entropy(b_logits[:, 1:][b_ok], ids[:, :-1][b_ok])
+        # the softmax (the costly (M, H) x (H, V) product) only at the real positions, not the padding
+        ce_f = F.cross_entropy(self.softmax(self.drop(fwd[-1][:, :-1][f_ok])), ids[:, 1:][f_ok])
+        ce_b = F.cross_entropy(self.softmax(self.drop(bwd[-1][:, 1:][b_ok])), ids[:, :-1][b_ok])
         return (ce_f + ce_b) / 2
 
     def embed(self, sentences: Any, lengths: Any = None) -> Tensor:
@@ -224,7 +230,11 @@ class BiLM(nn.Module):
 
 class ELMo(nn.Module):
     """Task features from a (frozen by default) :class:`BiLM`: ``gamma sum_j s_j h_{k,j}``
-    (:class:`ScalarMix` over :meth:`BiLM.embed`). ``forward(tokens, lengths) -> (N, T, 2H)``."""
+    (:class:`ScalarMix` over :meth:`BiLM.embed`). ``forward(tokens, lengths) -> (N, T, 2H)``;
+    :meth:`layers` gives the stack ``(L + 1, N, T, 2H)`` it mixes. A frozen biLM has
+    ``requires_grad=False`` on every parameter and runs in eval mode under ``torch.no_grad``, so
+    only ``w`` and ``gamma`` train (and its layers can be computed once and cached:
+    :func:`elmo_layers`)."""
 
     def __init__(self, bilm: BiLM, freeze: bool = True, gamma: float = 1.0) -> None:
         super().__init__()
@@ -239,14 +249,138 @@ class ELMo(nn.Module):
     def output_dim(self) -> int:
         return 2 * self.bilm.hidden_size
 
-    def forward(self, tokens: Any, lengths: Any = None) -> Tensor:
+    @property
+    def num_layers(self) -> int:
+        """``L + 1``: the token layer and the ``L`` LSTM layers."""
+        return self.bilm.num_layers + 1
+
+    def layers(self, tokens: Any, lengths: Any = None) -> Tensor:
+        """The biLM's representations ``(L + 1, N, T, 2H)`` (:meth:`BiLM.embed`), without a graph
+        when the biLM is frozen."""
         if self.freeze:
             self.bilm.eval()
             with torch.no_grad():
-                layers = self.bilm.embed(tokens, lengths)
-        else:
-            layers = self.bilm.embed(tokens, lengths)
-        return self.mix(layers)
+                return self.bilm.embed(tokens, lengths)
+        return self.bilm.embed(tokens, lengths)
+
+    def forward(self, tokens: Any, lengths: Any = None) -> Tensor:
+        return self.mix(self.layers(tokens, lengths))
+
+
+@torch.no_grad()
+def elmo_layers(bilm: BiLM, sentences: Sequence[Sequence[Any]], batch_size: int = 64) -> list[Tensor]:
+    """The frozen biLM's representations of every sentence, computed once: a list of
+    ``(L + 1, n_i, 2H)`` tensors (``n_i`` the length of sentence ``i``), in eval mode, on the biLM's
+    device. Pad a mini-batch of them with :func:`pad_elmo_layers`; the result equals
+    ``bilm.embed(batch)`` (the biLM's states do not depend on the padding)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    was_training = bilm.training
+    bilm.eval()
+    out: list[Tensor] = []
+    for s in range(0, len(sentences), batch_size):
+        batch = [list(x) for x in sentences[s : s + batch_size]]
+        if any(len(x) == 0 for x in batch):
+            raise ValueError("empty sentence: every sentence needs at least one token")
+        reps = bilm.embed(batch)  # (L + 1, B, T, 2H)
+        out.extend(reps[:, i, : len(x)] for i, x in enumerate(batch))
+    bilm.train(was_training)
+    return out
+
+
+def pad_elmo_layers(layers: Sequence[Tensor]) -> Tensor:
+    """Per-sentence stacks ``(L + 1, n_i, D)`` (from :func:`elmo_layers`) -> one zero-padded batch
+    ``(L + 1, N, max_i n_i, D)``, the layout of :meth:`BiLM.embed`."""
+    if not layers:
+        raise ValueError("no sentences to pad")
+    first = layers[0]
+    if first.ndim != 3 or any(
+        x.ndim != 3 or x.shape[0] != first.shape[0] or x.shape[2] != first.shape[2] for x in layers
+    ):
+        raise ValueError(
+            f"every stack must be (L + 1, n_i, D) with the same L + 1 and D, got {[tuple(x.shape) for x in layers]}"
+        )
+    T = max(x.shape[1] for x in layers)
+    out = first.new_zeros(first.shape[0], len(layers), T, first.shape[2])
+    for i, x in enumerate(layers):
+        out[:, i, : x.shape[1]] = x
+    return out
+
+
+class ELMoTagger(nn.Module):
+    """A :class:`course_lib.sequence.BiLSTMTagger` that reads ELMo features (Peters et al. 2018, §3.3):
+    for word ``k`` the tagger's LSTM gets ``[x_k; ELMo_k]``, the static word embedding ``x_k``
+    (``embed_dim=0`` leaves it out) concatenated with
+
+    .. math::
+
+        \\mathrm{ELMo}_k = \\gamma \\sum_{j=0}^{L} s_j\\, h_{k,j}, \\qquad s = \\mathrm{softmax}(w),
+
+    the scalar mix (:class:`ScalarMix`, ``w`` and ``gamma`` trained with the tagger) of the frozen
+    biLM's layers. With ``freeze=True`` (the default, as in the paper) no gradient reaches the biLM.
+
+    ``forward(words (N, T), lengths (N,) | None, chars (N, T, L) | None, *, tokens=None, layers=None)
+    -> logits (N, T, tagset_size)``: ``words`` are the tagger's own word ids (its vocabulary,
+    ``vocab_size``); the ELMo features come from ``layers`` — the biLM's stack ``(L + 1, N, T, 2H)``,
+    e.g. :func:`pad_elmo_layers` of cached :func:`elmo_layers` (fast: the frozen biLM runs once per
+    sentence, not once per epoch) — or else from ``tokens``, the same sentences as the biLM's input
+    (token strings or the biLM's ids). ``tagger_kwargs`` go to ``BiLSTMTagger`` (``hidden_size``,
+    ``bidirectional``, ``dropout``, ``char_vocab_size``, ``backend``, ``padding_idx``, ...).
+    """
+
+    def __init__(
+        self,
+        bilm: BiLM,
+        vocab_size: int,
+        tagset_size: int,
+        embed_dim: int = 100,
+        *,
+        freeze: bool = True,
+        gamma: float = 1.0,
+        **tagger_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if "feature_dim" in tagger_kwargs:
+            raise ValueError("feature_dim is set by the biLM (2 * hidden_size)")
+        self.elmo = ELMo(bilm, freeze=freeze, gamma=gamma)
+        self.tagger = BiLSTMTagger(
+            vocab_size, tagset_size, embed_dim=embed_dim, feature_dim=self.elmo.output_dim, **tagger_kwargs
+        )
+
+    @property
+    def mix_weights(self) -> Tensor:
+        """The learned layer weights ``s = softmax(w)``, ``(L + 1,)``."""
+        return self.elmo.mix.weights
+
+    def features(
+        self, words: Tensor, lengths: Any = None, *, tokens: Any = None, layers: Tensor | None = None
+    ) -> Tensor:
+        """The ELMo features ``(N, T, 2H)`` the tagger reads (zero past each sentence's length)."""
+        N, T = words.shape
+        if layers is None:
+            if tokens is None:
+                raise ValueError("give the biLM's input (tokens=...) or its precomputed layers (layers=...)")
+            layers = self.elmo.layers(tokens, lengths)
+        if layers.shape[:3] != (self.elmo.num_layers, N, T) or layers.shape[3] != self.elmo.output_dim:
+            raise ValueError(
+                f"layers must be (L + 1 = {self.elmo.num_layers}, N = {N}, T = {T}, "
+                f"2H = {self.elmo.output_dim}), got {tuple(layers.shape)}"
+            )
+        return self.elmo.mix(layers.to(self.tagger.head.weight.device))
+
+    def forward(
+        self,
+        words: Tensor,
+        lengths: Any = None,
+        chars: Tensor | None = None,
+        *,
+        tokens: Any = None,
+        layers: Tensor | None = None,
+    ) -> Tensor:
+        if words.ndim != 2:
+            raise ValueError(f"words must be (N, T) ids, got shape {tuple(words.shape)}")
+        feats = self.features(words, lengths, tokens=tokens, layers=layers)
+        return self.tagger(words, lengths, chars, features=feats)
 
 
 def train_bilm(

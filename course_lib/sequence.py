@@ -779,21 +779,30 @@ class BiLSTMTagger(nn.Module):
     character-level BiLSTM encoding of each word, which gives out-of-vocabulary words a vector
     built from their spelling) -> (Bi)LSTM -> linear layer giving tag logits per word.
 
-    ``forward(words (N, T) int64, lengths (N,) | None, chars (N, T, L) int64 | None)`` returns
-    ``logits (N, T, tagset_size)``. ``padding_idx`` pads words and characters; ``chars`` is
-    required when ``char_vocab_size`` is given. The representation of word ``t`` is the
-    concatenation of the forward state (reading words ``1..t``) and the backward state
-    (reading ``T..t``). Train with ``cross_entropy(..., ignore_index=-100)`` on tags padded with -100.
+    ``forward(words (N, T) int64, lengths (N,) | None, chars (N, T, L) int64 | None,
+    features (N, T, feature_dim) | None)`` returns ``logits (N, T, tagset_size)``. The LSTM reads,
+    per word, ``[e(w_t); c(w_t); f_t]``: the word embedding (left out when ``embed_dim=0``), the
+    character encoding (when ``char_vocab_size`` is given; ``chars`` then required) and
+    ``feature_dim`` extra per-token features given by the caller (e.g. ELMo vectors,
+    :class:`course_lib.contextual.ELMoTagger`; ``features`` then required). ``padding_idx`` pads
+    words and characters. The representation of word ``t`` is the concatenation of the forward
+    state (reading words ``1..t``) and the backward state (reading ``T..t``). Train with
+    ``cross_entropy(..., ignore_index=-100)`` on tags padded with -100.
     """
 
     def __init__(self, vocab_size: int, tagset_size: int, embed_dim: int = 100, hidden_size: int = 128,
                  num_layers: int = 1, bidirectional: bool = True, dropout: float = 0.0, padding_idx: int = 0,
                  char_vocab_size: int | None = None, char_embed_dim: int = 32, char_hidden_size: int = 32,
-                 backend: str = "course") -> None:
+                 backend: str = "course", feature_dim: int = 0) -> None:
         super().__init__()
+        if embed_dim < 0 or feature_dim < 0:
+            raise ValueError(f"embed_dim and feature_dim must be >= 0, got {embed_dim} and {feature_dim}")
+        if embed_dim == 0 and feature_dim == 0 and char_vocab_size is None:
+            raise ValueError("the tagger needs an input: embed_dim > 0, char_vocab_size or feature_dim > 0")
         self.padding_idx = padding_idx
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
-        d_in = embed_dim
+        self.feature_dim = feature_dim
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx) if embed_dim > 0 else None
+        d_in = embed_dim + feature_dim
         self.char_embed = self.char_rnn = None
         if char_vocab_size is not None:
             self.char_embed = nn.Embedding(char_vocab_size, char_embed_dim, padding_idx=padding_idx)
@@ -816,7 +825,7 @@ class BiLSTMTagger(nn.Module):
         return out
 
     def forward(self, words: Tensor, lengths: Tensor | Sequence[int] | None = None,
-                chars: Tensor | None = None) -> Tensor:
+                chars: Tensor | None = None, features: Tensor | None = None) -> Tensor:
         if words.ndim != 2:
             raise ValueError(f"words must be (N, T) ids, got shape {tuple(words.shape)}")
         N, T = words.shape
@@ -825,12 +834,20 @@ class BiLSTMTagger(nn.Module):
             word_mask = torch.arange(T, device=words.device)[None, :] < lengths[:, None]
         else:
             word_mask = torch.ones(N, T, dtype=torch.bool, device=words.device)
-        x = self.embed(words)
+        parts = [] if self.embed is None else [self.embed(words)]
         if self.char_rnn is not None:
             if chars is None or chars.ndim != 3 or chars.shape[:2] != (N, T):
                 raise ValueError(f"chars must be (N={N}, T={T}, L) character ids for a tagger with a character "
                                  f"encoder, got {None if chars is None else tuple(chars.shape)}")
-            x = torch.cat([x, self._encode_chars(chars, word_mask)], dim=2)
+            parts.append(self._encode_chars(chars, word_mask))
+        if self.feature_dim:
+            if features is None or features.shape != (N, T, self.feature_dim):
+                raise ValueError(f"features must be (N={N}, T={T}, {self.feature_dim}) for a tagger with "
+                                 f"feature_dim={self.feature_dim}, got {None if features is None else tuple(features.shape)}")
+            parts.append(features.to(self.head.weight.dtype))
+        elif features is not None:
+            raise ValueError("features given to a tagger built with feature_dim=0")
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
         out, _ = _run_layer(self.rnn, self.drop(x), lengths)
         return self.head(self.drop(out))
 

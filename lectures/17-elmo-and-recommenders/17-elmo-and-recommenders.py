@@ -20,11 +20,13 @@
 # 1. ELMo: forward and backward LSTM language models, and the embedding
 #    $\mathrm{ELMo}_k = \gamma \sum_j s_j h_{k,j}$ over **all** layers;
 # 2. why the same word gets different vectors in different contexts (and the token layer does not);
-# 3. implicit-feedback recommendation, the **leave-one-out** protocol, **HR@10** and **NDCG@10**;
-# 4. GMF, MLP and NeuMF (neural collaborative filtering), and the two-tower **DSSM**, against
+# 3. ELMo features in a downstream task: a frozen biLM, a learned scalar mix, and lecture 14's POS
+#    tagger trained on few labelled sentences;
+# 4. implicit-feedback recommendation, the **leave-one-out** protocol, **HR@10** and **NDCG@10**;
+# 5. GMF, MLP and NeuMF (neural collaborative filtering), and the two-tower **DSSM**, against
 #    popularity and matrix factorisation.
 #
-# Everything numerical comes from `course_lib.contextual` (biLM, scalar mix) and
+# Everything numerical comes from `course_lib.contextual` (biLM, scalar mix, the ELMo tagger) and
 # `course_lib.recsys` (splits, negatives, models, metrics), tested against `torch.nn.LSTM`,
 # brute-force loops and scikit-learn's `ndcg_score`.
 
@@ -36,19 +38,26 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from course_lib import contextual as cx
 from course_lib import recsys as rs
-from course_lib.data import load_brown, load_movielens_100k
+from course_lib import sequence as seq
+from course_lib.data import load_movielens_100k, load_ud_english
 from course_lib.notebook import claim, md, setup_notebook, show, subplots
 from course_lib.text import Vocab
 
 SMOKE = setup_notebook(SMOKE, seed=0)
 torch.set_num_threads(1 if SMOKE else 2)
-LM_SENTENCES = 200 if SMOKE else 5000
-LM_EPOCHS = 1 if SMOKE else 2
+LM_SENTENCES = 200 if SMOKE else None  # None: all 12,544 training sentences of UD English-EWT
+LM_EPOCHS = 1 if SMOKE else 3
 LM_HIDDEN = 16 if SMOKE else 64
+TAG_LABELLED = 100 if SMOKE else 1000  # labelled sentences the taggers of section 2 learn from
+TAG_TEST = 100 if SMOKE else None  # None: all 2,077 test sentences
+TAG_EPOCHS = 1 if SMOKE else 10
+TAG_DIMS = ({"embed_dim": 16, "hidden_size": 16, "char_embed_dim": 8, "char_hidden_size": 8} if SMOKE else
+            {"embed_dim": 64, "hidden_size": 96, "char_embed_dim": 16, "char_hidden_size": 24})  # lecture 14's
 REC_EPOCHS = 1 if SMOKE else 10
 REC_BATCH = 4096 if SMOKE else 512
 REC_USERS = 200 if SMOKE else None  # smoke mode keeps the first users only
@@ -75,22 +84,29 @@ print(f"smoke mode: {SMOKE}")
 # So for "stick" in "Let's stick to …": (1) concatenate the forward and backward states of each
 # layer, (2) weigh the layers with the task's $s_j$, (3) sum and scale — over *every* position's
 # states, not the final state of a sentence.
+#
+# The corpus: the words (lower-cased, no tags) of the training sentences of UD English-EWT, web
+# text — the same sentences whose tags lecture 14's tagger learned from; section 2 puts the biLM
+# to work on that tagger. The biLM is small (two layers of 64 units, a 6,000-word vocabulary) and
+# trains for a few epochs on a CPU; ELMo's was 4,096 units with 512-dimensional projections,
+# trained on the 1B Word Benchmark.
 # <!-- narrative -->
 
 # %%
-brown = [[w.lower() for w in s] for s in load_brown(categories=["news", "fiction", "romance", "adventure"])]
-brown = [s for s in brown if 3 <= len(s) <= 40][:LM_SENTENCES]
-vocab = Vocab.build(brown, min_count=1 if SMOKE else 3, pad="<pad>", unk="<unk>")
+ud_train, ud_test = load_ud_english("train"), load_ud_english("test")
+lm_corpus = [[w.lower() for w, _ in s] for s in ud_train[:LM_SENTENCES] if len(s) >= 2]
+vocab = Vocab.build(lm_corpus, min_count=1 if SMOKE else 3, pad="<pad>", unk="<unk>")
 torch.manual_seed(0)
 bilm = cx.BiLM(vocab, embed_dim=LM_HIDDEN, hidden_size=LM_HIDDEN, num_layers=2, backend="torch")
 start = time.perf_counter()
-lm_history = cx.train_bilm(bilm, brown, epochs=LM_EPOCHS, batch_size=32, lr=3e-3, max_len=40, progress=True)
+lm_history = cx.train_bilm(bilm, lm_corpus, epochs=LM_EPOCHS, batch_size=32, lr=3e-3, max_len=40, progress=True)
 lm_seconds = time.perf_counter() - start
 ppl = np.exp(lm_history)
-ids = np.concatenate([np.asarray(vocab.encode(s)) for s in brown])
+ids = np.concatenate([np.asarray(vocab.encode(s)) for s in lm_corpus])
 freq = np.bincount(ids, minlength=len(vocab)) / len(ids)
 unigram_ppl = float(np.exp(-np.log(freq[ids]).mean()))  # exp of the unigram cross-entropy
-print(f"biLM on {len(brown)} Brown sentences, vocabulary {len(vocab)}: {lm_seconds:.1f} s")
+print(f"biLM on {len(lm_corpus):,} UD English-EWT training sentences ({len(ids):,} words), vocabulary "
+      f"{len(vocab):,}: {lm_seconds:.0f} s")
 print("training perplexity per epoch (average of both directions):", np.round(ppl, 1),
       f"; a unigram model (word frequencies, no context): {unigram_ppl:.1f}")
 md(f"After {LM_EPOCHS} epoch(s) the biLM's perplexity is **{ppl[-1]:.0f}**, against **{unigram_ppl:.0f}** for word "
@@ -107,10 +123,10 @@ claim(ppl[-1] < unigram_ppl, "the biLM predicts words better than their frequenc
 # <!-- narrative -->
 
 # %%
-sentences = [
-    "let's stick to the plan .".split(),
+sentences = [  # tokenised as UD English-EWT is ("let 's")
+    "let 's stick to the plan .".split(),
     "we stick to the road .".split(),
-    "he picked up a wooden stick .".split(),
+    "he picked up a big stick .".split(),
 ]
 with torch.no_grad():
     layers = bilm.embed(sentences)  # (L + 1, 3, T, 2H); words outside the vocabulary become <unk>
@@ -130,7 +146,7 @@ for j, (same, other) in table.items():
 fig, ax = subplots()
 x = np.arange(len(table))
 ax.bar(x - 0.2, [t[0] for t in table.values()], 0.4, label="verb vs verb ('stick to')")
-ax.bar(x + 0.2, [t[1] for t in table.values()], 0.4, label="verb vs noun ('wooden stick')")
+ax.bar(x + 0.2, [t[1] for t in table.values()], 0.4, label="verb vs noun ('a big stick')")
 ax.set_xticks(x, ["token layer"] + [f"layer {j}" for j in range(1, len(table))])
 ax.set(xlabel="biLM layer", ylabel="cosine similarity", title="'stick' in three sentences")
 ax.legend(loc="lower left")
@@ -161,7 +177,144 @@ print("layer weights s_j =", np.round(s_j.numpy(), 3), f"(sum {float(s_j.sum()):
 claim(torch.allclose(feats, manual, atol=1e-5), "ELMo's features are γ Σ_j s_j h_{k,j} with softmax weights s_j")
 
 # %% [markdown]
-# ## 2. Recommenders: implicit feedback and the leave-one-out protocol
+# ## 2. ELMo features for lecture 14's part-of-speech tagger
+#
+# How does a task use ELMo? Peters et al. (§3.3) **freeze** the biLM, compute its layers for the
+# task's sentences and feed the task model, at every word $k$, the concatenation
+# $[x_k; \mathrm{ELMo}_k^{\text{task}}]$ of its own context-free word representation $x_k$ and the
+# scalar mix above; only $s^{\text{task}}$, $\gamma^{\text{task}}$ and the task model are trained.
+# The biLM learned from raw text, which is plentiful; the task model learns from labelled
+# sentences, which are few. So ELMo should help most when the labels are few — here lecture 14's
+# BiLSTM tagger (word embeddings + a character BiLSTM over each word's spelling) learns the 17
+# universal POS tags from a small part of the labelled sentences of UD English-EWT (the first
+# 1,000 of 12,544 in full mode, while the biLM read the words of all of them), twice:
+#
+# * **(a) static:** the tagger alone, its word vectors trained on those sentences only;
+# * **(b) ELMo + static:** the same tagger reading $[x_k; \mathrm{ELMo}_k]$
+#   (`cx.ELMoTagger`: `seq.BiLSTMTagger` with `feature_dim` $= 2H$ extra inputs per word).
+#
+# Because the biLM is frozen, its layers are computed once per sentence (`cx.elmo_layers`) and
+# padded into each mini-batch (`cx.pad_elmo_layers`): an epoch of the ELMo tagger costs hardly
+# more than an epoch of the static one. Both are tested on the UD English-EWT test sentences.
+# <!-- narrative -->
+
+# %%
+tag_train, tag_test = ud_train[:TAG_LABELLED], ud_test[:TAG_TEST]
+word_vocab = Vocab.build([[w.lower() for w, _ in s] for s in tag_train], min_count=2, pad="<pad>", unk="<unk>")
+char_vocab = Vocab.build([list(w) for s in tag_train for w, _ in s], min_count=1, pad="<pad>", unk="<unk>")
+tag_vocab = Vocab.build([[t for _, t in s] for s in ud_train], min_count=1)  # the 17 UPOS tags
+start = time.perf_counter()
+layer_cache = cx.elmo_layers(bilm, [[w.lower() for w, _ in s] for s in tag_train + tag_test], batch_size=128)
+train_layers, test_layers = layer_cache[: len(tag_train)], layer_cache[len(tag_train) :]
+test_words = [w.lower() for s in tag_test for w, _ in s]
+unseen = float(np.mean([w not in word_vocab for w in test_words]))
+unseen_lm = float(np.mean([w not in vocab for w in test_words]))
+print(f"{len(tag_train):,} labelled training sentences ({sum(map(len, tag_train)):,} words), "
+      f"{len(tag_test):,} test sentences; biLM layers of every sentence cached in {time.perf_counter() - start:.1f} s, "
+      f"each (L + 1, n, 2H) = {tuple(train_layers[0].shape)}")
+print(f"test words outside the tagger's vocabulary: {100 * unseen:.1f} %; outside the biLM's: {100 * unseen_lm:.1f} %")
+
+
+def tagging_batch(sents, max_chars=20):
+    """Sentences of (word, tag) -> word ids (N, T), char ids (N, T, L), tags (N, T) (-100 = pad), lengths (N,)."""
+    n, T = len(sents), max(len(s) for s in sents)
+    L = min(max_chars, max(len(w) for s in sents for w, _ in s))
+    words, chars = torch.zeros(n, T, dtype=torch.long), torch.zeros(n, T, L, dtype=torch.long)
+    tags = torch.full((n, T), -100, dtype=torch.long)
+    for i, s in enumerate(sents):
+        words[i, : len(s)] = torch.from_numpy(word_vocab.encode([w.lower() for w, _ in s]))
+        tags[i, : len(s)] = torch.from_numpy(tag_vocab.encode([t for _, t in s]))
+        for j, (w, _) in enumerate(s):
+            cs = char_vocab.encode(list(w[:L]))
+            chars[i, j, : len(cs)] = torch.from_numpy(cs)
+    return words, chars, tags, torch.tensor([len(s) for s in sents])
+
+
+def train_tagger(use_elmo, batch=32):
+    """Lecture 14's tagger, with (b) or without (a) ELMo features; returns (test accuracy in %, model, seconds)."""
+    torch.manual_seed(0)
+    kw = {"dropout": 0.0 if SMOKE else 0.25, "char_vocab_size": len(char_vocab), "backend": "torch",
+          "padding_idx": word_vocab.pad_id, **TAG_DIMS}
+    if use_elmo:
+        model = cx.ELMoTagger(bilm, len(word_vocab), len(tag_vocab), **kw)  # freezes the biLM
+    else:
+        model = seq.BiLSTMTagger(len(word_vocab), len(tag_vocab), **kw)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    n_batches = -(-len(tag_train) // batch)
+    for _ in tqdm(range(TAG_EPOCHS), desc="ELMo + static" if use_elmo else "static", unit="epoch"):
+        model.train()
+        for idx in np.array_split(rng.permutation(len(tag_train)), n_batches):
+            words, chars, tags, lengths = tagging_batch([tag_train[i] for i in idx])
+            extra = {"layers": cx.pad_elmo_layers([train_layers[i] for i in idx])} if use_elmo else {}
+            logits = model(words, lengths, chars, **extra)
+            loss = F.cross_entropy(logits.reshape(-1, len(tag_vocab)), tags.reshape(-1), ignore_index=-100)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for b in range(0, len(tag_test), 256):
+            words, chars, tags, lengths = tagging_batch(tag_test[b : b + 256])
+            extra = {"layers": cx.pad_elmo_layers(test_layers[b : b + 256])} if use_elmo else {}
+            pred = model(words, lengths, chars, **extra).argmax(-1)
+            mask = tags != -100
+            correct += int((pred[mask] == tags[mask]).sum())
+            total += int(mask.sum())
+    return 100 * correct / total, model, time.perf_counter() - start
+
+
+tag_runs = {"(a) static": train_tagger(False), "(b) ELMo + static": train_tagger(True)}
+tag_acc = {name: acc for name, (acc, _, _) in tag_runs.items()}
+elmo_tagger = tag_runs["(b) ELMo + static"][1]
+print(f"{'tagger':20s} {'UPOS test accuracy':>19s} {'train + test s':>15s}")
+for name, (acc, _, secs) in tag_runs.items():
+    print(f"{name:20s} {acc:17.2f} % {secs:15.0f}")
+
+# %%
+gain = tag_acc["(b) ELMo + static"] - tag_acc["(a) static"]
+md(f"""| tagger ({len(tag_train):,} labelled sentences, {TAG_EPOCHS} epoch(s)) | UPOS accuracy on {len(tag_test):,} test sentences |
+| --- | --- |
+| (a) static: word embeddings + character BiLSTM | {tag_acc["(a) static"]:.2f} % |
+| (b) the same + ELMo features of the frozen biLM | {tag_acc["(b) ELMo + static"]:.2f} % |
+
+With ELMo features the tagger tags **{tag_acc["(b) ELMo + static"]:.1f} %** of the test words correctly, against
+**{tag_acc["(a) static"]:.1f} %** with static representations alone (**{gain:+.1f}** points). {100 * unseen:.0f} % of
+the test words are outside the tagger's vocabulary (seen fewer than twice in the labelled sentences, so the static
+tagger has no trained vector for them), but only {100 * unseen_lm:.0f} % are outside the biLM's, and the biLM's LSTM layers add what the
+unlabelled sentences taught it about each word's context.""")
+
+# %%
+claim(tag_acc["(b) ELMo + static"] > tag_acc["(a) static"],
+      "ELMo features improve the POS tagger's test accuracy over static embeddings alone (few labelled sentences)")
+
+# %% [markdown]
+# ### What the tagger learned to mix
+#
+# The tagger's scalar mix $s = \mathrm{softmax}(w)$ over the token layer and the two LSTM layers
+# started equal ($w = 0$); after training it is the weighting this task prefers. (Peters et al.,
+# §5.3, found the first biLM layer better than the second for POS tagging, and the second better
+# for word-sense disambiguation.)
+# <!-- narrative -->
+
+# %%
+mix_w = elmo_tagger.mix_weights.detach().numpy()
+gamma = float(elmo_tagger.elmo.mix.gamma.detach())
+fig, ax = subplots()
+layer_names = ["token layer $h_{k,0}$"] + [f"LSTM layer $h_{{k,{j}}}$" for j in range(1, len(mix_w))]
+ax.bar(np.arange(len(mix_w)), mix_w, 0.6)
+ax.axhline(1 / len(mix_w), color="gray", ls="--", label="initial (equal) weight")
+ax.set_xticks(np.arange(len(mix_w)), layer_names)
+ax.set(xlabel="biLM layer j", ylabel="learned weight $s_j$", title=f"the POS tagger's scalar mix (γ = {gamma:.2f})",
+       ylim=(0, 1.3 * max(mix_w.max(), 1 / len(mix_w))))
+ax.legend(loc="upper left")
+show(fig, "The softmax-normalised layer weights s_j that the ELMo tagger learned.")
+print("s_j =", np.round(mix_w, 3), f"(sum {mix_w.sum():.3f}), γ = {gamma:.3f}")
+
+# %% [markdown]
+# ## 3. Recommenders: implicit feedback and the leave-one-out protocol
 #
 # MovieLens-100k: 100,000 ratings by 943 users of 1,682 films. As in the NCF paper, every rating
 # is an **interaction** (1), everything else unknown. Each user's **latest** interaction is held
@@ -186,7 +339,7 @@ hr_rand, ndcg_rand = rs.hit_rate_at_k(rand_scores, 0, 10), rs.ndcg_at_k(rand_sco
 print(f"random scores: HR@10 = {hr_rand:.3f}, NDCG@10 = {ndcg_rand:.3f}")
 
 # %% [markdown]
-# ## 3. The models
+# ## 4. The models
 #
 # * **Popularity**: score an item by its number of training interactions (the same for everyone).
 # * **Matrix factorisation** (MF): $\hat y_{ui} = p_u^\top q_i + b_u + b_i$, trained with BPR.
@@ -258,6 +411,9 @@ claim(results["NeuMF"]["HR@10"] > max(results["GMF"]["HR@10"], results["MLP"]["H
 #
 # - ELMo is a biLM, not an autoencoder; a token's ELMo vector is a task-weighted sum
 #   $\gamma \sum_j s_j h_{k,j}$ of all its layers; the LSTM layers make it depend on the context.
+# - A task uses ELMo by freezing the biLM and feeding $[x_k; \mathrm{ELMo}_k]$ to its own model, learning
+#   only $s_j$, $\gamma$ and that model: lecture 14's tagger, trained on few labelled sentences, tags
+#   more accurately with ELMo features than with static word and character representations alone.
 # - The leave-one-out protocol ranks each user's latest item among 99 sampled negatives; HR@10
 #   counts hits, NDCG@10 also rewards a high rank.
 # - Personalised models (MF, GMF, MLP, NeuMF, DSSM) beat popularity; NeuMF combines a dot
@@ -269,10 +425,10 @@ claim(results["NeuMF"]["HR@10"] > max(results["GMF"]["HR@10"], results["MLP"]["H
 # | # | statement | where it is checked or corrected |
 # | --- | --- | --- |
 # | 17.1 | ELMo as a recurrent "autoencoder" | **corrected** in §1 (a biLM; Peters et al. 2018, arXiv 1802.05365); `tests/test_contextual.py` |
-# | 17.2 | "stick": concatenate directions, weigh per task, sum | §1 claims (contexts differ; scalar mix = formula); tests |
-# | 17.3 | $[T, h_l, h_r]$ vs the paper's $\gamma \sum_j s_j h_{k,j}$ | §1 (formula and claim); `tests/test_contextual.py` |
-# | 17.4 | DSSM | §3 (two towers, trained and evaluated); `tests/test_recsys.py` |
-# | 17.5 | neural collaborative filtering | §3 (GMF, MLP, NeuMF); `tests/test_recsys.py` |
+# | 17.2 | "stick": concatenate directions, weigh per task, sum | §1 claims (contexts differ; scalar mix = formula); §2 (a task learns its own weights $s_j$: the tagger's mix, plotted); `tests/test_contextual.py` |
+# | 17.3 | $[T, h_l, h_r]$ vs the paper's $\gamma \sum_j s_j h_{k,j}$ | §1 (formula and claim); §2 (the ELMo tagger, a claim); `tests/test_contextual.py` |
+# | 17.4 | DSSM | §4 (two towers, trained and evaluated); `tests/test_recsys.py` |
+# | 17.5 | neural collaborative filtering | §4 (GMF, MLP, NeuMF); `tests/test_recsys.py` |
 # <!-- narrative -->
 
 # %% [markdown]
@@ -280,11 +436,14 @@ claim(results["NeuMF"]["HR@10"] > max(results["GMF"]["HR@10"], results["MLP"]["H
 #
 # - The assignment [`assignments/16-graph-embeddings/`](../../assignments/16-graph-embeddings/16-graph-embeddings.ipynb) also
 #   asks for HR@k and NDCG@k.
-# - The library: `course_lib.contextual` (`BiLM`, `ScalarMix`, `ELMo`, `train_bilm`) and
-#   `course_lib.recsys` (`leave_one_out_split`, `sample_negatives`, `GMF`, `MLPRec`, `NeuMF`, `DSSM`,
+# - The library: `course_lib.contextual` (`BiLM`, `ScalarMix`, `ELMo`, `train_bilm`, and for a task
+#   `ELMoTagger`, `elmo_layers`, `pad_elmo_layers`), `course_lib.sequence.BiLSTMTagger` (its
+#   `feature_dim` takes extra per-word features) and `course_lib.recsys` (`leave_one_out_split`, `sample_negatives`, `GMF`, `MLPRec`, `NeuMF`, `DSSM`,
 #   `hit_rate_at_k`, `ndcg_at_k`).
 # - The benchmark `benchmarks/recommenders.py`: all the models with
 #   20 epochs and the pre-trained NeuMF.
+# - Lecture 14 (language models and RNNs) built the tagger of §2 and trained it on all 12,544 labelled
+#   sentences; `benchmarks/rnn.py` records its full-size accuracy.
 # - Papers: Peters et al. 2018 (ELMo), He et al. 2017 (neural collaborative filtering), Huang et
 #   al. 2013 (DSSM).
 # <!-- narrative -->

@@ -5,6 +5,7 @@
 - :mod:`course_tools.grading.nbgrader_cli`   collect and export through nbgrader
 - :mod:`course_tools.grading.autograde`      the robust autograder: sandboxed kernels, limits, parallel
   workers, resumable runs, reports, feedback with hidden tests redacted
+- :mod:`course_tools.grading.scheduler`      where submissions are graded: a local process pool or a Dask cluster
 - :mod:`course_tools.grading.evaluator`      the trusted evaluator test cells run in, proxies of student objects
 - :mod:`course_tools.grading.wire`           the plain-data protocol, and the agent that serves it inside the kernel
 - :mod:`course_tools.grading.kernel`         the sandboxed kernel session (start, execute, interrupt, kill)

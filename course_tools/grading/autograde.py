@@ -1,18 +1,26 @@
 """Robust autograding: sandboxed, parallel, resumable, with per-student reports and feedback.
 
-``python -m course_tools autograde NAME [--jobs N] [--student ID] [--force] [--no-sandbox]``
-grades every submission in ``grading/submitted/<student>/NAME/``.
+``python -m course_tools autograde NAME [--jobs N | --cluster tcp://HOST:8786] [--student ID] [--force]
+[--no-sandbox]`` grades every submission in ``grading/submitted/<student>/NAME/``.
 
 How it works
 ------------
-*Parent* (:func:`autograde`): detects the sandbox (:mod:`course_tools.grading.sandbox`), converts the
-source notebooks once, and starts one *worker* process per submission (``--jobs`` at a time).
-The parent alone writes the gradebook (nbgrader's SQLite database), one transaction per
-submission, from the worker's report; a report (``grading/reports/NAME/<student>.json``, written
-atomically last) marks a submission as done. A run killed with SIGKILL leaves no half-written
+*Client* (:func:`autograde`): detects the sandbox (:mod:`course_tools.grading.sandbox`) where the
+kernels will run, converts the source notebooks once, and hands one job per submission to a
+scheduler (:mod:`course_tools.grading.scheduler`): a local pool of *worker* processes (``--jobs``
+at a time), or a Dask distributed cluster (``--cluster``), whose tasks run the same worker process
+on a worker machine and send back its report and notebooks. The client alone writes the graded
+notebooks, the reports and the gradebook (nbgrader's SQLite database, one transaction per
+submission); a report (``grading/reports/NAME/<student>.json``, written atomically last) marks a
+submission as done. A run killed with SIGKILL leaves no half-written
 report; the next run re-grades exactly the submissions without a current report and rewrites the
 gradebook from all reports, so the result equals an uninterrupted run, and a re-run changes
 nothing (the report stores a hash of the submission, the source and the grading settings).
+
+Several machines: run ``dask scheduler`` on one and ``dask worker tcp://HOST:8786 --nthreads 1``
+on each grading machine, with the course's repository and virtual environment at the same path as
+the client's and a working sandbox (dask-jobqueue or dask-kubernetes start such workers on a batch
+or Kubernetes cluster); then ``--cluster tcp://HOST:8786``. The submission travels with its task.
 
 *Worker* (:func:`grade_submission`, a trusted process outside the sandbox): checks each notebook
 (JSON, nbformat 4, expected name), rebuilds it from the source (:func:`assemble`: locked cells and
@@ -48,8 +56,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -84,6 +90,15 @@ from course_tools.grading.config import (  # noqa: E402 - re-exported for caller
 from course_tools.grading.evaluator import Channel, Evaluator, GraderAbort  # noqa: E402
 from course_tools.grading.kernel import ExecResult, KernelSession, KernelStartError  # noqa: E402
 from course_tools.grading.rules import load_overrides  # noqa: E402
+from course_tools.grading.scheduler import (
+    DaskCluster,
+    Job,
+    LocalPool,
+    Outcome,
+    Scheduler,
+    isolation_from_dict,
+    worker_timeout,
+)
 from course_tools.layout import (
     GPU_ENV_VAR,
     REPO_ROOT,
@@ -1378,35 +1393,19 @@ def _read_timestamp(sub_dir: Path) -> str | None:
     return None
 
 
-def _clean_stale_tmp(tmp_root: str | None) -> None:
-    base = Path(tmp_root or tempfile.gettempdir())
-    for d in base.glob("cg-*"):
-        pidf = d / "owner.pid"
-        try:
-            pid = int(pidf.read_text())
-        except (OSError, ValueError):
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-        except PermissionError:
-            pass
-
-
 def autograde(name: str, root: Path | None = None, *, jobs: int | None = None, students: list[str] | None = None,
               force: bool = False, no_sandbox: bool = False, isolation: str | None = None,
               config: GradeConfig | None = None, feedback: bool = True, export: bool = True, log=_log_default,
-              tmp_root: str | None = None) -> RunSummary:
-    """Grade every submission of assignment ``name`` under ``root/grading/submitted``."""
+              tmp_root: str | None = None, cluster: str | None = None, client=None) -> RunSummary:
+    """Grade every submission of assignment ``name`` under ``root/grading/submitted``.
+
+    ``jobs`` worker processes at a time on this machine, or, with ``cluster`` (a Dask scheduler's
+    address, ``tcp://host:8786``) or ``client`` (a ``distributed.Client``), one Dask task per
+    submission on the cluster's workers (:mod:`course_tools.grading.scheduler`)."""
 
     root = Path(root or REPO_ROOT).resolve()
     cfg = config or GradeConfig()
-    jobs = max(1, jobs or len(os.sched_getaffinity(0)))
     t0 = time.monotonic()
-    iso = sb.detect(allow_none=no_sandbox, force=isolation, limits=cfg.limits)
-    log(f"isolation: {iso.describe()}")
-    log(f"limits: {cfg.limits.describe()}; {cfg.cell_timeout:g} s per cell, {cfg.notebook_timeout:g} s per notebook")
     grading = CourseLayout(root).grading
     grading.mkdir(exist_ok=True)
     lock_fh = open(grading / ".autograde.lock", "w")
@@ -1415,22 +1414,58 @@ def autograde(name: str, root: Path | None = None, *, jobs: int | None = None, s
     except BlockingIOError:
         raise GradingSetupError(f"another autograde run holds {grading / '.autograde.lock'}") from None
     try:
-        return _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, export, log, tmp_root, t0)
+        work = grading / ".work" / name
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        if cluster is not None or client is not None:
+            try:
+                scheduler: Scheduler = DaskCluster(cluster, client=client, log=log)
+            except RuntimeError as exc:
+                raise GradingSetupError(str(exc)) from None
+        else:
+            scheduler = LocalPool(jobs or len(os.sched_getaffinity(0)), work, root, tmp_root)
+        with scheduler:
+            course = CourseLayout(root)
+            hidden = [course.solutions, course.grading, course.nbgrader_config]
+            iso, cuda = _isolation(scheduler, no_sandbox, isolation, cfg, hidden)
+            log(f"isolation: {iso.describe()}")
+            log(f"limits: {cfg.limits.describe()}; {cfg.cell_timeout:g} s per cell, "
+                f"{cfg.notebook_timeout:g} s per notebook")
+            return _autograde_locked(name, root, cfg, iso, cuda, scheduler, work, students, force, feedback, export,
+                                     log, tmp_root, t0)
     finally:
         lock_fh.close()
 
 
-def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, export, log, tmp_root, t0) -> RunSummary:
+def _isolation(scheduler: Scheduler, no_sandbox: bool, force: str | None, cfg: GradeConfig,
+               hidden: list[Path]) -> tuple[sb.Isolation, bool]:
+    """The sandbox every machine that runs kernels uses (one variant on all of them: it is part of
+    the grades' cache key) and whether all of them have CUDA."""
+    probes = scheduler.probe(no_sandbox, force, cfg.limits, hidden)
+    errors = [f"{p.get('worker', p['host'])}: {p['error']}" for p in probes if "error" in p]
+    if errors:
+        raise sb.SandboxError("; ".join(errors))
+    problems = [f"{p.get('worker', p['host'])}: {x}" for p in probes for x in p["problems"]]
+    if problems:
+        raise GradingSetupError("the sandbox would expose course files: " + "; ".join(problems))
+    variants = {p["isolation"]["variant"] for p in probes}
+    if len(variants) > 1:
+        raise GradingSetupError("the workers have different sandboxes (" + ", ".join(
+            f"{p.get('worker', p['host'])}: {p['isolation']['variant']}" for p in probes)
+            + "): grades would depend on where a submission ran; give every worker the same one "
+              "(or choose one with --isolation)")
+    return isolation_from_dict(probes[0]["isolation"]), all(p["cuda"] for p in probes)
+
+
+def _autograde_locked(name, root, cfg, iso, cuda, scheduler, work, students, force, feedback, export, log,
+                      tmp_root, t0) -> RunSummary:
     from nbgrader.api import Gradebook
 
     summary = RunSummary(name, iso.describe())
-    work = CourseLayout(root).grading / ".work" / name
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     sources = _source_notebooks(name, root, work / "source")
     extra = _extra_files(name, root, work / "extra")
     _ensure_gradebook(name, root, sources, log)
-    _clean_stale_tmp(tmp_root)
+    scheduler.clean(tmp_root)
     submitted = root / SUBMITTED_DIR
     all_students = sorted(p.name for p in submitted.iterdir() if (p / name).is_dir()) if submitted.is_dir() else []
     for odd in [s for s in all_students if not valid_student_id(s)]:
@@ -1445,30 +1480,20 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
     reports_dir = root / REPORTS_DIR / name
     reports_dir.mkdir(parents=True, exist_ok=True)
     summary.reports_dir = reports_dir
-    course = CourseLayout(root)
-    hidden = [course.solutions, course.grading, course.nbgrader_config]
-    probe_spec = sb.SandboxSpec(stage=Path("/nonexistent/stage"), ipc=Path("/nonexistent/ipc"),
-                                workdir=Path("/nonexistent/work"), newroot=Path("/nonexistent/root"),
-                                readonly=sb.default_readonly_paths())
-    if iso.hides_course:
-        problems = sb.check_hidden(probe_spec, hidden)
-        if problems:
-            raise GradingSetupError("the sandbox would expose course files: " + "; ".join(problems))
     kernel_env = {k: v for k, v in os.environ.items() if k in KERNEL_ENV_VARS}
     if cfg.smoke is not None:
         kernel_env[SMOKE_ENV_VAR] = "1" if cfg.smoke else "0"
     kernel_env.setdefault(GPU_ENV_VAR, os.environ.get(GPU_ENV_VAR, ""))
-    if not kernel_env[GPU_ENV_VAR]:
-        from course_lib.gpu import cuda_available
-
-        kernel_env[GPU_ENV_VAR] = "1" if cuda_available() else "0"
+    if not kernel_env[GPU_ENV_VAR]:  # decided once for the run: gpu cells run only where every worker has CUDA
+        kernel_env[GPU_ENV_VAR] = "1" if cuda else "0"
 
     forbidden = assignment_rules(name, root)
     if forbidden:
         log(f"rules: {len(forbidden)} forbidden names ({', '.join(forbidden[:6])}{' ...' if len(forbidden) > 6 else ''})")
     overrides_path = root / RULE_OVERRIDES
     student_overrides: dict[str, list[dict]] = {}
-    todo, done = [], []
+    todo: list[Job] = []
+    done = []
     for student in all_students:
         sub_dir = submitted / student / name
         try:
@@ -1485,90 +1510,39 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
                     done.append(old)
                     summary.cached.append(student)
                     continue
-        todo.append((student, sub_dir, h))
+        spec = {
+            "student": student, "assignment": name, "submission": str(sub_dir),
+            "sources": {k: str(v) for k, v in sources.items()},
+            "extra_files": str(extra) if extra else None, "config": cfg.key(),
+            "isolation": {**iso.__dict__, "notes": list(iso.notes)},
+            "input_hash": h, "kernel_env": kernel_env, "tmp_root": tmp_root,
+            "forbidden": list(forbidden), "overrides": student_overrides.get(student, []),
+            "timestamp": _read_timestamp(sub_dir),
+        }
+        todo.append(Job(student, h, spec, sub_dir, tuple(sources)))
     db_url = f"sqlite:///{CourseLayout(root).gradebook}"
     with Gradebook(db_url) as gb:
         for rep in done:
             record_in_gradebook(gb, rep)
+    where = scheduler.describe()
     if summary.cached:
-        log(f"{len(summary.cached)} submissions already graded (unchanged), {len(todo)} to grade with {jobs} workers")
+        log(f"{len(summary.cached)} submissions already graded (unchanged), {len(todo)} to grade on {where}")
     else:
-        log(f"{len(todo)} submissions to grade with {jobs} workers")
+        log(f"{len(todo)} submissions to grade on {where}")
 
-    free_slots = list(range(jobs))
-    running: dict[int, tuple] = {}
-    pending = list(todo)
-    worker_timeout = cfg.notebook_timeout * max(1, len(sources)) + cfg.startup_timeout * (cfg.max_restarts + 1) + 120
-    try:
-        with Gradebook(db_url) as gb:
-            while pending or running:
-                while pending and free_slots:
-                    student, sub_dir, h = pending.pop(0)
-                    slot = free_slots.pop(0)
-                    job = {
-                        "student": student, "assignment": name, "submission": str(sub_dir),
-                        "sources": {k: str(v) for k, v in sources.items()},
-                        "extra_files": str(extra) if extra else None, "config": cfg.key(),
-                        "isolation": {**iso.__dict__, "notes": list(iso.notes)}, "slot": slot, "jobs": jobs,
-                        "input_hash": h, "report": str(reports_dir / f"{student}.json"),
-                        "autograded_dir": str(root / AUTOGRADED_DIR / student / name),
-                        "redacted_dir": str(root / REDACTED_DIR / student / name),
-                        "kernel_env": kernel_env, "tmp_root": tmp_root,
-                        "forbidden": list(forbidden), "overrides": student_overrides.get(student, []),
-                        "timestamp": _read_timestamp(sub_dir),
-                    }
-                    job_path = work / f"job-{student}.json"
-                    job_path.write_text(json.dumps(job))
-                    for stale in (root / AUTOGRADED_DIR / student / name, root / REDACTED_DIR / student / name):
-                        shutil.rmtree(stale, ignore_errors=True)
-                    logf = open(work / f"worker-{student}.log", "wb")
-                    proc = subprocess.Popen([sys.executable, "-m", "course_tools.grading.autograde", "--worker",
-                                             str(job_path)], stdout=logf, stderr=subprocess.STDOUT, cwd=str(root),
-                                            preexec_fn=_worker_preexec)
-                    logf.close()
-                    running[proc.pid] = (proc, student, slot, time.monotonic(), h)
-                finished = []
-                for pid, (proc, student, slot, started, h) in running.items():
-                    rc = proc.poll()
-                    if rc is None and time.monotonic() - started > worker_timeout:
-                        proc.kill()
-                        proc.wait()
-                        rc = -9
-                        _write_json_atomic(reports_dir / f"{student}.json", {
-                            "student": student, "assignment": name, "status": "grader-error", "status_final": False,
-                            "reason": f"the worker exceeded {worker_timeout:.0f} s and was killed", "notebooks": [],
-                            "input_hash": h, "score": 0.0, "max_score": 0.0})
-                    if rc is None:
-                        continue
-                    finished.append(pid)
-                    free_slots.append(slot)
-                    rpath = reports_dir / f"{student}.json"
-                    rep = None
-                    with contextlib.suppress(OSError, ValueError):
-                        rep = json.loads(rpath.read_text())
-                    if rep is None or rep.get("input_hash") != h:
-                        log_tail = (work / f"worker-{student}.log").read_bytes()[-1500:].decode("utf-8", "replace")
-                        rep = {"student": student, "assignment": name, "status": "grader-error",
-                               "status_final": False, "reason": f"the worker exited ({rc}) without a report: {log_tail}",
-                               "notebooks": [], "input_hash": h, "score": 0.0, "max_score": 0.0}
-                        _write_json_atomic(rpath, rep)
-                    if rep.get("status") == "grader-error":
-                        summary.failed.append(student)
-                        log(f"  {student:<24} GRADER ERROR: {rep.get('reason', '')[:300]}")
-                        continue
-                    record_in_gradebook(gb, rep)
-                    summary.graded.append(student)
-                    log(f"  {student:<24} {rep['score']:g}/{rep['max_score']:g}  {rep['status']:<13} "
-                        f"{rep.get('seconds', 0):.1f} s  {_one_line(rep)}")
-                    done.append(rep)
-                for pid in finished:
-                    running.pop(pid)
-                if running and not finished:
-                    time.sleep(0.1)
-    finally:
-        for proc, *_ in running.values():
-            with contextlib.suppress(OSError):
-                proc.kill()
+    timeout = worker_timeout(cfg.notebook_timeout, cfg.startup_timeout, cfg.max_restarts, len(sources))
+    with Gradebook(db_url) as gb, contextlib.closing(scheduler.grade(todo, timeout)) as outcomes:
+        for outcome in outcomes:
+            rep = _store_outcome(root, name, reports_dir, outcome)
+            student = outcome.student
+            if rep.get("status") == "grader-error":
+                summary.failed.append(student)
+                log(f"  {student:<24} GRADER ERROR: {rep.get('reason', '')[:300]}")
+                continue
+            record_in_gradebook(gb, rep)
+            summary.graded.append(student)
+            log(f"  {student:<24} {rep['score']:g}/{rep['max_score']:g}  {rep['status']:<13} "
+                f"{rep.get('seconds', 0):.1f} s  {_one_line(rep)}")
     reports = []
     for student in all_students:
         with contextlib.suppress(OSError, ValueError):
@@ -1598,6 +1572,23 @@ def _autograde_locked(name, root, cfg, iso, jobs, students, force, feedback, exp
     return summary
 
 
+def _store_outcome(root: Path, name: str, reports_dir: Path, outcome: Outcome) -> dict:
+    """Write what a worker sent back: its notebooks (graded, redacted), then its report, atomically and
+    last (a report marks the submission as done)."""
+    student = outcome.student
+    dirs = {"autograded": root / AUTOGRADED_DIR / student / name, "redacted": root / REDACTED_DIR / student / name}
+    for d in dirs.values():
+        shutil.rmtree(d, ignore_errors=True)
+    for rel, data in outcome.files.items():
+        kind, _, nb_name = rel.partition("/")
+        if kind not in dirs or not nb_name or "/" in nb_name or nb_name.startswith("."):
+            raise GradingSetupError(f"a worker sent back an unexpected file {rel!r}")
+        dirs[kind].mkdir(parents=True, exist_ok=True)
+        _write_bytes_atomic(dirs[kind] / nb_name, data)
+    _write_json_atomic(reports_dir / f"{student}.json", outcome.report)
+    return outcome.report
+
+
 def _one_line(rep: dict) -> str:
     bits = []
     for n in rep.get("notebooks", []):
@@ -1609,8 +1600,10 @@ def _one_line(rep: dict) -> str:
     return "; ".join(bits)[:160]
 
 
-def _worker_preexec() -> None:
-    sb._libc().prctl(sb.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -1763,6 +1756,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="assignment, e.g. 01-neural-networks")
     p.add_argument("--student", action="append", default=None, help="grade only this student (repeatable)")
     p.add_argument("--jobs", "-j", type=int, default=None, help="parallel submissions (default: CPU cores)")
+    p.add_argument("--cluster", default=None, metavar="tcp://HOST:8786",
+                   help="grade on this Dask scheduler's workers instead of local processes (--jobs is ignored)")
     p.add_argument("--force", action="store_true", help="re-grade submissions whose report is current")
     p.add_argument("--no-sandbox", action="store_true", help="grade without isolation if none is available")
     p.add_argument("--isolation", choices=sb.KINDS, default=None, help="use this mechanism (default: strongest)")
@@ -1784,7 +1779,7 @@ def run_from_args(args: argparse.Namespace, root: Path | None = None) -> int:
     try:
         autograde(args.name, root or args.course_root, jobs=args.jobs, students=args.student, force=args.force,
                   no_sandbox=args.no_sandbox, isolation="none" if args.isolation == "none" else args.isolation,
-                  config=cfg, feedback=not args.no_feedback, export=not args.no_export)
+                  config=cfg, feedback=not args.no_feedback, export=not args.no_export, cluster=args.cluster)
     except (sb.SandboxError, GradingSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -54,6 +54,7 @@ import fcntl
 import html
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -110,6 +111,7 @@ from course_tools.grading.submission import (
     Problem,
     assemble,
     load_student_notebook,
+    output_node,
     redact,
     stage_submission,
     submission_hash,
@@ -220,8 +222,11 @@ def grade_submission(job: dict) -> dict:
                 nbr.events.append(f"kernel tampering: {runner.tampered}")
             apply_rules(nbr, nb, source_nb, runner, tuple(job.get("forbidden") or ()), job.get("overrides") or [])
             nbr.score = sum(c.points or 0.0 for c in nbr.cells)
+            feedback_nb = redact(nb, runner.part_outputs)
+            for graded_nb in (nb, feedback_nb):
+                add_rule_notes(graded_nb, nbr)
             _write_nb_atomic(nb, Path(job["autograded_dir"]) / nb_name)
-            _write_nb_atomic(redact(nb, runner.part_outputs), Path(job["redacted_dir"]) / nb_name)
+            _write_nb_atomic(feedback_nb, Path(job["redacted_dir"]) / nb_name)
             report["notebooks"].append(asdict(nbr))
         for extra in unexpected:
             report.setdefault("warnings", []).append(f"unexpected notebook {extra} was not graded")
@@ -288,6 +293,31 @@ def apply_rules(nbr: NotebookReport, nb, source_nb, runner: NotebookRunner, forb
             continue
         cr.points, cr.status, cr.reason = 0.0, CellStatus.FAILED, "rule violation"
         cr.message = "; ".join(found)[:2000] + " (the tests themselves passed)"
+
+
+#: the first line of the note a test cell gets when the assignment's rules cost it its points
+RULE_NOTE = "The assignment's rules: this cell scores 0"
+
+
+def student_rule_text(rule: str) -> str:
+    """A rule violation as the student's feedback shows it: about the student's own code; the count of
+    calls during the cell's tests (hidden ones included) is left out."""
+    return re.sub(r" \(\d+ times; ", " (", rule)
+
+
+def add_rule_notes(nb, nbr: NotebookReport) -> None:
+    """Append to each test cell that lost its points to the assignment's rules an output saying so and
+    which rules its answers broke (the feedback shows it; the tests themselves are not quoted)."""
+    lost = {c.grade_id: c for c in nbr.cells if c.reason == "rule violation"}
+    for cell in nb.cells:
+        if cell.cell_type != "code" or cell_role(cell) != Role.TEST:
+            continue
+        cr = lost.get(nbg(cell).get("grade_id"))
+        if cr is None:
+            continue
+        text = (f"{RULE_NOTE} of {cr.max_points:g} points: its tests passed, but the answers they use break "
+                "what the assignment forbids:\n" + "".join(f"- {student_rule_text(r)}\n" for r in cr.rules))
+        cell.outputs.append(output_node({"output_type": "stream", "name": "stderr", "text": text}))
 
 
 def _write_placeholder(job: dict, nb_name: str, nbr: NotebookReport) -> None:

@@ -27,8 +27,11 @@ def ensure_gradebook(name: str, root: Path, sources: dict[str, Path], log) -> No
     want = {}
     for nb_name, p in sources.items():
         nb = nbformat.read(p, as_version=4)
-        want[Path(nb_name).stem] = {nbg(c)["grade_id"]: float(nbg(c).get("points", 0)) for c in nb.cells
-                                    if cell_role(c) in (Role.TEST, Role.MANUAL)}
+        want[Path(nb_name).stem] = {
+            nbg(c)["grade_id"]: float(nbg(c).get("points", 0))
+            for c in nb.cells
+            if cell_role(c) in (Role.TEST, Role.MANUAL)
+        }
     db = CourseLayout(root).gradebook
     ok = False
     if db.exists():
@@ -97,5 +100,8 @@ def generate_feedback(name: str, root: Path | None = None) -> str:
     """nbgrader's feedback HTML (``grading/feedback/<student>/NAME/``), made from the redacted
     notebooks of :func:`redact` (hidden tests removed), never from the full autograded ones."""
     from course_tools.grading.release import run_nbgrader
-    return run_nbgrader(["generate_feedback", name, "--force",
-                         f"--CourseDirectory.autograded_directory={REDACTED_DIR.as_posix()}"], Path(root or REPO_ROOT))
+
+    return run_nbgrader(
+        ["generate_feedback", name, "--force", f"--CourseDirectory.autograded_directory={REDACTED_DIR.as_posix()}"],
+        Path(root or REPO_ROOT),
+    )

@@ -132,8 +132,11 @@ class RunSummary:
 # one walk over a report, two renderings
 
 #: the lists of a notebook report shown under a title, in this order
-SECTIONS = (("changes to the submission", "changes"), ("events", "events"),
-            ("restored before tests (tampering)", "restored"))
+SECTIONS = (
+    ("changes to the submission", "changes"),
+    ("events", "events"),
+    ("restored before tests (tampering)", "restored"),
+)
 RULES_TITLE = "the assignment's rules (affected test cells score 0 unless overridden)"
 FLAGS_TITLE = "static scan flags (for review; scores unaffected)"
 
@@ -178,23 +181,31 @@ class TextRenderer:
         self.lines: list[str] = []
 
     def header(self, rep: SubmissionReport) -> None:
-        self.lines += [f"{rep.student} · {rep.assignment} · {rep.score:g}/{rep.max_score:g} ({rep.status})",
-                       f"isolation: {rep.isolation}", ""]
+        self.lines += [
+            f"{rep.student} · {rep.assignment} · {rep.score:g}/{rep.max_score:g} ({rep.status})",
+            f"isolation: {rep.isolation}",
+            "",
+        ]
 
     def notebook(self, n: NotebookReport) -> None:
-        self.lines.append(f"{n.notebook}: {n.score:g}/{n.max_score:g}  {n.status}"
-                          + (f" — {n.reason}" if n.reason else "")
-                          + f"  ({n.seconds:.1f} s, peak {n.peak_rss_mb:.0f} MB, {n.kernel_starts} kernel starts)")
+        self.lines.append(
+            f"{n.notebook}: {n.score:g}/{n.max_score:g}  {n.status}"
+            + (f" — {n.reason}" if n.reason else "")
+            + f"  ({n.seconds:.1f} s, peak {n.peak_rss_mb:.0f} MB, {n.kernel_starts} kernel starts)"
+        )
 
     def cell(self, c: CellReport) -> None:
         passed = c.status == CellStatus.PASSED
-        self.lines.append(f"  {c.grade_id:<24} {_points(c):<8} {c.status:<8} {c.seconds:6.2f} s  "
-                          f"{c.peak_rss_mb:6.0f} MB  {c.reason if not passed else ''}")
+        self.lines.append(
+            f"  {c.grade_id:<24} {_points(c):<8} {c.status:<8} {c.seconds:6.2f} s  "
+            f"{c.peak_rss_mb:6.0f} MB  {c.reason if not passed else ''}"
+        )
         if c.message and not passed:
             self.lines.append(f"      {c.message[:400]}")
         if c.override:
-            self.lines.append(f"      rules broken but allowed by the instructor ({c.override}): "
-                              + "; ".join(c.rules)[:400])
+            self.lines.append(
+                f"      rules broken but allowed by the instructor ({c.override}): " + "; ".join(c.rules)[:400]
+            )
 
     def end_cells(self, n: NotebookReport) -> None:
         pass
@@ -214,9 +225,11 @@ class TextRenderer:
 
 
 class HtmlRenderer:
-    STYLE = ("<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:.3em .6em;vertical-align:top}.ok{background:#eef8ee}"
-             ".bad{background:#fdeeee}code{white-space:pre-wrap}</style>")
+    STYLE = (
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.3em .6em;vertical-align:top}.ok{background:#eef8ee}"
+        ".bad{background:#fdeeee}code{white-space:pre-wrap}</style>"
+    )
 
     def __init__(self) -> None:
         self.head = ""
@@ -224,19 +237,25 @@ class HtmlRenderer:
 
     def header(self, rep: SubmissionReport) -> None:
         e = html.escape
-        self.head = (f"<!doctype html><meta charset=utf-8><title>{e(rep.student)} · {e(rep.assignment)}</title>"
-                     + self.STYLE + f"<h1>{e(rep.student)} · {e(rep.assignment)}: {rep.score:g}/{rep.max_score:g}</h1>"
-                     f"<p>isolation: {e(rep.isolation)}</p>")
+        self.head = (
+            f"<!doctype html><meta charset=utf-8><title>{e(rep.student)} · {e(rep.assignment)}</title>"
+            + self.STYLE
+            + f"<h1>{e(rep.student)} · {e(rep.assignment)}: {rep.score:g}/{rep.max_score:g}</h1>"
+            f"<p>isolation: {e(rep.isolation)}</p>"
+        )
 
     def notebook(self, n: NotebookReport) -> None:
         e = html.escape
         self.rows.append(f"<h2>{e(n.notebook)}: {n.score:g}/{n.max_score:g} ({e(n.status)})</h2>")
         if n.reason:
             self.rows.append(f"<p class=bad>{e(n.reason)}</p>")
-        self.rows.append(f"<p>{n.seconds:.1f} s, peak memory {n.peak_rss_mb:.0f} MB, "
-                         f"{n.kernel_starts} kernel start(s)</p>")
-        self.rows.append("<table><tr><th>test cell</th><th>points</th><th>status</th><th>reason / message</th>"
-                         "<th>s</th><th>MB</th></tr>")
+        self.rows.append(
+            f"<p>{n.seconds:.1f} s, peak memory {n.peak_rss_mb:.0f} MB, {n.kernel_starts} kernel start(s)</p>"
+        )
+        self.rows.append(
+            "<table><tr><th>test cell</th><th>points</th><th>status</th><th>reason / message</th>"
+            "<th>s</th><th>MB</th></tr>"
+        )
 
     def cell(self, c: CellReport) -> None:
         e = html.escape
@@ -244,9 +263,11 @@ class HtmlRenderer:
         msg = "" if passed else f"{e(c.reason)}<br><code>{e(c.message[:600])}</code>"
         if c.override:
             msg += f"<br>rules broken, allowed by the instructor: {e(c.override)}"
-        self.rows.append(f"<tr class={'ok' if passed else 'bad'}><td>{e(c.grade_id)}</td>"
-                         f"<td>{_points(c)}</td><td>{e(c.status)}</td><td>{msg}</td>"
-                         f"<td>{c.seconds:.2f}</td><td>{c.peak_rss_mb:.0f}</td></tr>")
+        self.rows.append(
+            f"<tr class={'ok' if passed else 'bad'}><td>{e(c.grade_id)}</td>"
+            f"<td>{_points(c)}</td><td>{e(c.status)}</td><td>{msg}</td>"
+            f"<td>{c.seconds:.2f}</td><td>{c.peak_rss_mb:.0f}</td></tr>"
+        )
 
     def end_cells(self, n: NotebookReport) -> None:
         self.rows.append("</table>")
@@ -255,14 +276,17 @@ class HtmlRenderer:
         return title[:1].upper() + title[1:]  # a constant of this module (not escaped)
 
     def section(self, title: str, items: list[str]) -> None:
-        self.rows.append(f"<h3>{self._title(title)}</h3><ul>"
-                         + "".join(f"<li>{html.escape(x)}</li>" for x in items) + "</ul>")
+        self.rows.append(
+            f"<h3>{self._title(title)}</h3><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in items) + "</ul>"
+        )
 
     def flags(self, title: str, flags: list[dict[str, Any]]) -> None:
         e = html.escape
-        self.rows.append(f"<h3>{self._title(title)}</h3><ul>" + "".join(
-            f"<li>[{e(f['kind'])}] cell {e(f['cell'])} line {f['line']}: {e(f['what'])}</li>" for f in flags)
-            + "</ul>")
+        self.rows.append(
+            f"<h3>{self._title(title)}</h3><ul>"
+            + "".join(f"<li>[{e(f['kind'])}] cell {e(f['cell'])} line {f['line']}: {e(f['what'])}</li>" for f in flags)
+            + "</ul>"
+        )
 
     def warning(self, text: str) -> None:
         pass  # warnings are the instructor's (the text report)
@@ -315,8 +339,16 @@ def grades_table(reports: list[SubmissionReport]) -> tuple[list[str], list[list[
     for rep in sorted(reports, key=lambda r: r.student):
         scores = {f"{Path(n.notebook).stem}:{c.grade_id}": c.points for n in rep.notebooks for c in n.cells}
         reasons = "; ".join(n.reason for n in rep.notebooks if n.status != NotebookStatus.GRADED)
-        rows.append([rep.student, rep.score, rep.max_score, str(rep.status),
-                     *["" if scores.get(k) is None else scores.get(k) for k in cells], reasons])
+        rows.append(
+            [
+                rep.student,
+                rep.score,
+                rep.max_score,
+                str(rep.status),
+                *["" if scores.get(k) is None else scores.get(k) for k in cells],
+                reasons,
+            ]
+        )
     return ["student", "score", "max_score", "status", *cells, "reason"], rows
 
 

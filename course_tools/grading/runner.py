@@ -43,8 +43,15 @@ class NotebookRunner:
     """Runs one assembled notebook: answer and instructor cells in the sandboxed kernel, test cells
     in the trusted :class:`~course_tools.grading.evaluator.Evaluator` of this (worker) process."""
 
-    def __init__(self, session: KernelSession, cfg: GradeConfig, source_nb, nb, report: NotebookReport,
-                 forbidden: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        session: KernelSession,
+        cfg: GradeConfig,
+        source_nb,
+        nb,
+        report: NotebookReport,
+        forbidden: tuple[str, ...] = (),
+    ):
         self.session, self.cfg, self.source_nb, self.nb, self.report = session, cfg, source_nb, nb, report
         self.holder = "_grader_" + secrets.token_hex(8)
         self.imports, self.bindings, self.modules = trusted_imports(source_nb)
@@ -80,8 +87,9 @@ class NotebookRunner:
                 if not o["text"]:
                     continue
             elif o.get("output_type") == "error":
-                o["traceback"] = [ln for ln in o.get("traceback", []) if self.holder not in ln
-                                  and not any(t in ln for t in tokens)]
+                o["traceback"] = [
+                    ln for ln in o.get("traceback", []) if self.holder not in ln and not any(t in ln for t in tokens)
+                ]
             out.append(o)
         return [output_node(o) for o in out]
 
@@ -106,15 +114,29 @@ class NotebookRunner:
             self.channel.drop_connection()
             self.channel.relisten(sock_path)
         token = "PRELUDE-" + secrets.token_hex(8)
-        args = {"stage": str(self.session.stage), "work": str(self.session.workdir), "socket_path": str(sock_path),
-                "key": self.agent_key, "holder": self.holder, "forbidden": list(self.forbidden), "token": token,
-                "lib_paths": sorted({str(p.parent) for p in sb._package_paths()})}
+        args = {
+            "stage": str(self.session.stage),
+            "work": str(self.session.workdir),
+            "socket_path": str(sock_path),
+            "key": self.agent_key,
+            "holder": self.holder,
+            "forbidden": list(self.forbidden),
+            "token": token,
+            "lib_paths": sorted({str(p.parent) for p in sb._package_paths()}),
+        }
         code = prelude_code(args)
-        res = self.session.execute(code, min(self.cfg.startup_timeout, max(5.0, self.remaining())), silent=False,
-                                   store_history=False, token=token)
+        res = self.session.execute(
+            code,
+            min(self.cfg.startup_timeout, max(5.0, self.remaining())),
+            silent=False,
+            store_history=False,
+            token=token,
+        )
         if res.status != "ok" or not res.token_seen:
-            raise KernelStartError(f"the grader prelude failed: {error_message(res.error) or res.status} "
-                                   f"{res.exit_info} {self.session.log_tail()[-500:]}")
+            raise KernelStartError(
+                f"the grader prelude failed: {error_message(res.error) or res.status} "
+                f"{res.exit_info} {self.session.log_tail()[-500:]}"
+            )
         try:
             self.channel.accept(10.0)
         except GraderAbort as exc:
@@ -133,8 +155,9 @@ class NotebookRunner:
             return False
         if self.remaining() < 5:
             return False
-        self.report.events.append(f"kernel restarted ({why}); replaying {len(self.history)} cells "
-                                  "(cells that hit a limit are not replayed)")
+        self.report.events.append(
+            f"kernel restarted ({why}); replaying {len(self.history)} cells (cells that hit a limit are not replayed)"
+        )
         history = list(self.history)
         try:
             self.start_kernel()
@@ -195,8 +218,9 @@ class NotebookRunner:
                 if attempt == KERNEL_START_ATTEMPTS or self.remaining() < 10:
                     failure = exc
                     break
-                rep.events.append(f"kernel start failed (attempt {attempt} of {KERNEL_START_ATTEMPTS}), retrying: "
-                                  f"{str(exc)[:300]}")
+                rep.events.append(
+                    f"kernel start failed (attempt {attempt} of {KERNEL_START_ATTEMPTS}), retrying: {str(exc)[:300]}"
+                )
                 self.session.shutdown()
                 time.sleep(attempt)
         if failure is not None or not self.session.alive() or self.channel is None or self.channel.sock is None:
@@ -229,8 +253,12 @@ class NotebookRunner:
             return
         token = "RULES-" + secrets.token_hex(8)
         res = self.session.execute(
-            f"print({token!r} + __import__('json').dumps({self.holder}.verify_rule_wrappers()))", 30,
-            silent=True, store_history=False, token=token)
+            f"print({token!r} + __import__('json').dumps({self.holder}.verify_rule_wrappers()))",
+            30,
+            silent=True,
+            store_history=False,
+            token=token,
+        )
         for o in res.outputs:
             if o.get("output_type") == "stream" and token in o.get("text", ""):
                 with contextlib.suppress(ValueError, IndexError):
@@ -240,9 +268,17 @@ class NotebookRunner:
 
     def _not_run_rest(self, start: int, reason: str) -> None:
         for cell in self.nb.cells[start:]:
-            if cell.cell_type == "code" and cell_role(cell) in (Role.TEST, Role.MANUAL) and nbg(cell)["grade_id"] not in self.reported:
-                self._record(cell, CellReport(nbg(cell)["grade_id"], 0.0, float(nbg(cell).get("points", 0)),
-                                              CellStatus.NOT_RUN, reason))
+            if (
+                cell.cell_type == "code"
+                and cell_role(cell) in (Role.TEST, Role.MANUAL)
+                and nbg(cell)["grade_id"] not in self.reported
+            ):
+                self._record(
+                    cell,
+                    CellReport(
+                        nbg(cell)["grade_id"], 0.0, float(nbg(cell).get("points", 0)), CellStatus.NOT_RUN, reason
+                    ),
+                )
 
     def _record(self, cell, cr: CellReport) -> None:
         self.reported.add(cr.grade_id)
@@ -269,7 +305,9 @@ class NotebookRunner:
                 ok = self._run_plain(cell, role)
                 scell = self.source_cells.get(cell_key(cell))
                 if scell is not None and cell_role(scell) in (Role.PLAIN, Role.LOCKED) and scell.cell_type == "code":
-                    self.evaluator.run_instructor_cell(cell_source(scell), nbg(scell).get("grade_id") or scell.get("id", "?"))
+                    self.evaluator.run_instructor_cell(
+                        cell_source(scell), nbg(scell).get("grade_id") or scell.get("id", "?")
+                    )
             if not ok:
                 self._not_run_rest(index + 1, "not run: the kernel could not be restarted")
                 return
@@ -286,8 +324,17 @@ class NotebookRunner:
         if res.truncated_chars:
             self.report.events.append(f"cell {name}: output truncated ({res.truncated_chars:,} characters dropped)")
         if role == Role.MANUAL:
-            self._record(cell, CellReport(nbg(cell)["grade_id"], None, float(nbg(cell).get("points", 0)), CellStatus.MANUAL,
-                                          "needs manual grading", seconds=round(res.seconds, 3)))
+            self._record(
+                cell,
+                CellReport(
+                    nbg(cell)["grade_id"],
+                    None,
+                    float(nbg(cell).get("points", 0)),
+                    CellStatus.MANUAL,
+                    "needs manual grading",
+                    seconds=round(res.seconds, 3),
+                ),
+            )
         dead = self.fatal(res)
         self.after_cell()
         if dead:
@@ -318,6 +365,7 @@ class NotebookRunner:
                 if exe.interrupted_at is not None:  # interrupted between two requests: the agent stopped serving
                     raise GraderAbort("time limit" if res.timed_out else "output limit (interrupted)")
                 raise GraderAbort("the kernel ended the grader's exchange (kernel tampered with?)")
+
         ch.on_wait = on_wait
         ch.interrupted = lambda: exe.interrupted_at is not None  # type: ignore[method-assign]
         ch.broken = ""

@@ -11,25 +11,94 @@ from dataclasses import dataclass
 from course_tools.grading.cells import Role, cell_role, cell_source, transform_cell
 
 FLAG_MODULES = {
-    "ctypes": "tampering", "gc": "tampering", "importlib": "tampering", "builtins": "tampering",
-    "marshal": "tampering", "inspect": "suspicious", "IPython": "tampering", "ipykernel": "tampering",
-    "subprocess": "process", "multiprocessing": "process", "pty": "process", "signal": "process",
-    "socket": "network", "urllib": "network", "http": "network", "requests": "network", "ftplib": "network",
-    "smtplib": "network", "asyncio": "suspicious", "threading": "suspicious", "shutil": "filesystem",
+    "ctypes": "tampering",
+    "gc": "tampering",
+    "importlib": "tampering",
+    "builtins": "tampering",
+    "marshal": "tampering",
+    "inspect": "suspicious",
+    "IPython": "tampering",
+    "ipykernel": "tampering",
+    "subprocess": "process",
+    "multiprocessing": "process",
+    "pty": "process",
+    "signal": "process",
+    "socket": "network",
+    "urllib": "network",
+    "http": "network",
+    "requests": "network",
+    "ftplib": "network",
+    "smtplib": "network",
+    "asyncio": "suspicious",
+    "threading": "suspicious",
+    "shutil": "filesystem",
 }
 FLAG_ATTRS = {
-    "sys": {"modules": "tampering", "excepthook": "tampering", "displayhook": "tampering", "settrace": "tampering",
-            "setprofile": "tampering", "_getframe": "tampering", "meta_path": "tampering", "path_hooks": "tampering",
-            "stdout": "suspicious", "stderr": "suspicious", "exit": "process", "addaudithook": "tampering"},
-    "os": {"system": "process", "fork": "process", "forkpty": "process", "_exit": "process", "kill": "process",
-           "killpg": "process", "popen": "process", "execv": "process", "execve": "process", "execvp": "process",
-           "spawnv": "process", "chdir": "filesystem", "remove": "filesystem", "unlink": "filesystem",
-           "rmdir": "filesystem", "environ": "suspicious", "setuid": "process"},
+    "sys": {
+        "modules": "tampering",
+        "excepthook": "tampering",
+        "displayhook": "tampering",
+        "settrace": "tampering",
+        "setprofile": "tampering",
+        "_getframe": "tampering",
+        "meta_path": "tampering",
+        "path_hooks": "tampering",
+        "stdout": "suspicious",
+        "stderr": "suspicious",
+        "exit": "process",
+        "addaudithook": "tampering",
+    },
+    "os": {
+        "system": "process",
+        "fork": "process",
+        "forkpty": "process",
+        "_exit": "process",
+        "kill": "process",
+        "killpg": "process",
+        "popen": "process",
+        "execv": "process",
+        "execve": "process",
+        "execvp": "process",
+        "spawnv": "process",
+        "chdir": "filesystem",
+        "remove": "filesystem",
+        "unlink": "filesystem",
+        "rmdir": "filesystem",
+        "environ": "suspicious",
+        "setuid": "process",
+    },
 }
-FLAG_CALLS = {"exec": "tampering", "eval": "tampering", "compile": "tampering", "__import__": "tampering",
-              "globals": "suspicious", "vars": "suspicious", "setattr": "suspicious", "delattr": "suspicious"}
-NOTABLE_MAGICS = ("bash", "sh", "script", "writefile", "run", "load", "sx", "system", "env", "reset", "xmode",
-                  "capture", "python", "python3", "perl", "ruby", "js", "javascript", "html")
+FLAG_CALLS = {
+    "exec": "tampering",
+    "eval": "tampering",
+    "compile": "tampering",
+    "__import__": "tampering",
+    "globals": "suspicious",
+    "vars": "suspicious",
+    "setattr": "suspicious",
+    "delattr": "suspicious",
+}
+NOTABLE_MAGICS = (
+    "bash",
+    "sh",
+    "script",
+    "writefile",
+    "run",
+    "load",
+    "sx",
+    "system",
+    "env",
+    "reset",
+    "xmode",
+    "capture",
+    "python",
+    "python3",
+    "perl",
+    "ruby",
+    "js",
+    "javascript",
+    "html",
+)
 
 
 @dataclass
@@ -128,14 +197,22 @@ def scan_student_code(cells: list[tuple[str, str]], trusted_bindings: dict[str, 
                         add(name, node, FLAG_CALLS[fn.id], f"calls {fn.id}()")
                 if isinstance(fn, ast.Name) and fn.id == "open" and node.args:
                     arg = node.args[0]
-                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and (
-                            arg.value.startswith(("/", "~")) or ".." in arg.value):
+                    if (
+                        isinstance(arg, ast.Constant)
+                        and isinstance(arg.value, str)
+                        and (arg.value.startswith(("/", "~")) or ".." in arg.value)
+                    ):
                         add(name, node, "filesystem", f"opens {arg.value!r} (outside the working dir)")
             elif isinstance(node, ast.Attribute):
                 root, parts = _root_name(node)
                 if root in ("sys", "os") and parts and parts[0] in FLAG_ATTRS[root]:
                     add(name, node, FLAG_ATTRS[root][parts[0]], f"uses {root}.{parts[0]}")
-                elif root in modules and modules[root] in ("sys", "os") and parts and parts[0] in FLAG_ATTRS[modules[root]]:
+                elif (
+                    root in modules
+                    and modules[root] in ("sys", "os")
+                    and parts
+                    and parts[0] in FLAG_ATTRS[modules[root]]
+                ):
                     add(name, node, FLAG_ATTRS[modules[root]][parts[0]], f"uses {modules[root]}.{parts[0]}")
             elif isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__", "__spec__"):
                 add(name, node, "tampering", f"uses {node.id}")

@@ -75,9 +75,17 @@ class Outcome:
 def grader_error(job: Job | dict[str, Any], reason: str) -> dict[str, Any]:
     """The report of a submission the grader failed on (never final: the next run grades it again)."""
     spec = job.spec if isinstance(job, Job) else job
-    return {"student": spec["student"], "assignment": spec["assignment"], "status": "grader-error",
-            "status_final": False, "reason": reason, "notebooks": [], "input_hash": spec["input_hash"],
-            "score": 0.0, "max_score": 0.0}
+    return {
+        "student": spec["student"],
+        "assignment": spec["assignment"],
+        "status": "grader-error",
+        "status_final": False,
+        "reason": reason,
+        "notebooks": [],
+        "input_hash": spec["input_hash"],
+        "score": 0.0,
+        "max_score": 0.0,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,14 +134,23 @@ def start_worker(spec: dict[str, Any], job_path: Path, log_path: Path, cwd: Path
     """Write the job and start its worker process (output into ``log_path``)."""
     job_path.write_text(json.dumps(spec))
     with open(log_path, "wb") as logf:
-        return subprocess.Popen([sys.executable, "-m", "course_tools.grading.autograde", "--worker", str(job_path)],
-                                stdout=logf, stderr=subprocess.STDOUT, cwd=str(cwd), preexec_fn=worker_preexec)
+        return subprocess.Popen(
+            [sys.executable, "-m", "course_tools.grading.autograde", "--worker", str(job_path)],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            cwd=str(cwd),
+            preexec_fn=worker_preexec,
+        )
 
 
 def out_paths(spec: dict[str, Any], out_dir: Path) -> dict[str, str]:
     """Where the worker of ``spec`` writes its report and notebooks."""
-    return {"out_dir": str(out_dir), "report": str(out_dir / "report.json"),
-            "autograded_dir": str(out_dir / "autograded"), "redacted_dir": str(out_dir / "redacted")}
+    return {
+        "out_dir": str(out_dir),
+        "report": str(out_dir / "report.json"),
+        "autograded_dir": str(out_dir / "autograded"),
+        "redacted_dir": str(out_dir / "redacted"),
+    }
 
 
 def collect(spec: dict[str, Any], rc: int | None, timeout: float | None, log_path: Path) -> Outcome:
@@ -149,8 +166,7 @@ def collect(spec: dict[str, Any], rc: int | None, timeout: float | None, log_pat
             tail = b""
             with contextlib.suppress(OSError):
                 tail = log_path.read_bytes()[-LOG_TAIL_CHARS:]
-            report = grader_error(spec, f"the worker exited ({rc}) without a report: "
-                                        f"{tail.decode('utf-8', 'replace')}")
+            report = grader_error(spec, f"the worker exited ({rc}) without a report: {tail.decode('utf-8', 'replace')}")
     files: dict[str, bytes] = {}
     if report.get("status") != "grader-error":
         for kind in ("autograded", "redacted"):
@@ -187,8 +203,7 @@ def clean_stale_tmp(tmp_root: str | None) -> int:
 # isolation, probed where the kernels run
 
 
-def probe_isolation(allow_none: bool, force: str | None, limits: dict[str, int],
-                    hidden: list[str]) -> dict[str, Any]:
+def probe_isolation(allow_none: bool, force: str | None, limits: dict[str, int], hidden: list[str]) -> dict[str, Any]:
     """The isolation of this machine (``sb.detect``) and whether it hides ``hidden``; also whether
     CUDA is available. Returns plain data: it also runs on Dask workers (``client.run``)."""
     import socket
@@ -200,14 +215,22 @@ def probe_isolation(allow_none: bool, force: str | None, limits: dict[str, int],
         return {"host": host, "error": str(exc)}
     problems: list[str] = []
     if iso.hides_course:
-        probe_spec = sb.SandboxSpec(stage=Path("/nonexistent/stage"), ipc=Path("/nonexistent/ipc"),
-                                    workdir=Path("/nonexistent/work"), newroot=Path("/nonexistent/root"),
-                                    readonly=sb.default_readonly_paths())
+        probe_spec = sb.SandboxSpec(
+            stage=Path("/nonexistent/stage"),
+            ipc=Path("/nonexistent/ipc"),
+            workdir=Path("/nonexistent/work"),
+            newroot=Path("/nonexistent/root"),
+            readonly=sb.default_readonly_paths(),
+        )
         problems = sb.check_hidden(probe_spec, [Path(h) for h in hidden])
     from course_lib.gpu import cuda_available
 
-    return {"host": host, "isolation": {**iso.__dict__, "notes": list(iso.notes)}, "problems": problems,
-            "cuda": bool(cuda_available())}
+    return {
+        "host": host,
+        "isolation": {**iso.__dict__, "notes": list(iso.notes)},
+        "problems": problems,
+        "cuda": bool(cuda_available()),
+    }
 
 
 def isolation_from_dict(d: dict[str, Any]) -> sb.Isolation:
@@ -276,8 +299,13 @@ class LocalPool(Scheduler):
                     slot = slots.claim()
                     out_dir = self.work / "out" / job.student
                     shutil.rmtree(out_dir, ignore_errors=True)
-                    spec = {**job.spec, **out_paths(job.spec, out_dir), "slot": slot, "jobs": self.workers,
-                            "tmp_root": self.tmp_root}
+                    spec = {
+                        **job.spec,
+                        **out_paths(job.spec, out_dir),
+                        "slot": slot,
+                        "jobs": self.workers,
+                        "tmp_root": self.tmp_root,
+                    }
                     log_path = self.work / f"worker-{job.student}.log"
                     proc = start_worker(spec, self.work / f"job-{job.student}.json", log_path, self.cwd)
                     running[proc.pid] = (proc, spec, slot, time.monotonic(), log_path)
@@ -319,8 +347,10 @@ class DaskCluster(Scheduler):
             try:
                 client = Client(address, timeout=CLUSTER_CONNECT_TIMEOUT_S, set_as_default=False)
             except OSError as exc:
-                raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {exc} (start one with "
-                                   "`dask scheduler` and workers with `dask worker ADDRESS`)") from None
+                raise RuntimeError(
+                    f"cannot reach the Dask scheduler at {address}: {exc} (start one with "
+                    "`dask scheduler` and workers with `dask worker ADDRESS`)"
+                ) from None
             self._own = True
         else:
             self._own = False
@@ -329,8 +359,10 @@ class DaskCluster(Scheduler):
         info = client.scheduler_info()
         self.threads = {addr: int(w.get("nthreads", 1)) for addr, w in info.get("workers", {}).items()}
         if not self.threads:
-            raise RuntimeError(f"the Dask scheduler at {self.address} has no workers (start some with "
-                               f"`dask worker {self.address} --nthreads 1`)")
+            raise RuntimeError(
+                f"the Dask scheduler at {self.address} has no workers (start some with "
+                f"`dask worker {self.address} --nthreads 1`)"
+            )
         self.workers = sum(self.threads.values())
         #: concurrent tasks per machine (a kernel's BLAS threads = the machine's cores / this)
         self.host_tasks: dict[str, int] = {}
@@ -354,8 +386,15 @@ class DaskCluster(Scheduler):
         futures = {}
         for job in jobs:
             payload = pack_job(job)
-            fut = self.client.submit(grade_remote, job.spec, payload, timeout, self.host_tasks, pure=False,
-                                     key=f"grade-{job.student}-{uuid.uuid4().hex[:8]}")
+            fut = self.client.submit(
+                grade_remote,
+                job.spec,
+                payload,
+                timeout,
+                self.host_tasks,
+                pure=False,
+                key=f"grade-{job.student}-{uuid.uuid4().hex[:8]}",
+            )
             futures[fut] = job
         try:
             for fut in as_completed(list(futures), loop=self.client.loop):
@@ -364,8 +403,10 @@ class DaskCluster(Scheduler):
                     got = fut.result()
                     outcome = Outcome(got["student"], got["report"], got["files"])
                 except Exception as exc:  # the task or its worker failed: retried next run
-                    outcome = Outcome(job.student, grader_error(job, f"the Dask task failed: {type(exc).__name__}: "
-                                                                     f"{str(exc)[:LOG_TAIL_CHARS]}"))
+                    outcome = Outcome(
+                        job.student,
+                        grader_error(job, f"the Dask task failed: {type(exc).__name__}: {str(exc)[:LOG_TAIL_CHARS]}"),
+                    )
                 fut.release()
                 yield outcome
         finally:
@@ -437,13 +478,16 @@ def unpack_folder(entries: list[list[Any]], dest: Path) -> Path:
 def pack_job(job: Job) -> dict[str, Any]:
     spec = job.spec
     extra = spec.get("extra_files")
-    return {"submission": pack_folder(job.submission, job.expected_notebooks),
-            "sources": {k: Path(v).read_bytes() for k, v in spec["sources"].items()},
-            "extra": pack_folder(Path(extra), budget=1 << 62) if extra else None}
+    return {
+        "submission": pack_folder(job.submission, job.expected_notebooks),
+        "sources": {k: Path(v).read_bytes() for k, v in spec["sources"].items()},
+        "extra": pack_folder(Path(extra), budget=1 << 62) if extra else None,
+    }
 
 
-def grade_remote(spec: dict[str, Any], payload: dict[str, Any], timeout: float,
-                 host_tasks: dict[str, int]) -> dict[str, Any]:
+def grade_remote(
+    spec: dict[str, Any], payload: dict[str, Any], timeout: float, host_tasks: dict[str, int]
+) -> dict[str, Any]:
     """A Dask task: grade one submission in a worker process on this (worker) machine; return the
     outcome as plain data. Everything is written into a private temporary folder, removed after."""
     base = Path(tempfile.mkdtemp(prefix="cg-dask-"))
@@ -465,9 +509,16 @@ def grade_remote(spec: dict[str, Any], payload: dict[str, Any], timeout: float,
             tasks = host_tasks.get(_host_of(w.address), w.state.nthreads)
         slot = slots.claim()
         tmp_root = spec.get("tmp_root")
-        local = {**spec, **out_paths(spec, base / "out"), "submission": str(sub), "sources": sources,
-                 "extra_files": extra, "slot": slot, "jobs": max(1, tasks),
-                 "tmp_root": tmp_root if tmp_root and Path(tmp_root).is_dir() else None}
+        local = {
+            **spec,
+            **out_paths(spec, base / "out"),
+            "submission": str(sub),
+            "sources": sources,
+            "extra_files": extra,
+            "slot": slot,
+            "jobs": max(1, tasks),
+            "tmp_root": tmp_root if tmp_root and Path(tmp_root).is_dir() else None,
+        }
         log_path = base / "worker.log"
         proc = start_worker(local, base / "job.json", log_path, base)
         killed_after = None

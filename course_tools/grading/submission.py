@@ -38,17 +38,24 @@ def load_student_notebook(path: Path) -> tuple[Any, Problem | None]:
 
     try:
         if path.is_symlink() or not path.is_file():
-            return None, Problem("not-a-file", f"{path.name} is not a regular file (a folder or a link); "
-                                               "submit the notebook itself")
+            return None, Problem(
+                "not-a-file", f"{path.name} is not a regular file (a folder or a link); submit the notebook itself"
+            )
         size = path.stat().st_size
         if size > MAX_NOTEBOOK_BYTES:
-            return None, Problem("too-large", f"{path.name} is {size / 2**20:.0f} MB; the limit is "
-                                              f"{MAX_NOTEBOOK_BYTES / 2**20:.0f} MB (clear large outputs and save again)")
+            return None, Problem(
+                "too-large",
+                f"{path.name} is {size / 2**20:.0f} MB; the limit is "
+                f"{MAX_NOTEBOOK_BYTES / 2**20:.0f} MB (clear large outputs and save again)",
+            )
         raw = path.read_bytes()
     except OSError as exc:
         return None, Problem("unreadable", f"{path.name}: cannot read: {exc}")
-    too_deep = Problem("invalid-json", f"{path.name} is JSON nested more than {MAX_JSON_DEPTH} levels deep "
-                                       "(a notebook needs fewer than 20): not a notebook Jupyter saved")
+    too_deep = Problem(
+        "invalid-json",
+        f"{path.name} is JSON nested more than {MAX_JSON_DEPTH} levels deep "
+        "(a notebook needs fewer than 20): not a notebook Jupyter saved",
+    )
     try:
         data = json.loads(raw.decode("utf-8", errors="strict"))
     except RecursionError:
@@ -56,16 +63,19 @@ def load_student_notebook(path: Path) -> tuple[Any, Problem | None]:
     except UnicodeDecodeError as exc:
         return None, Problem("invalid-json", f"{path.name} is not UTF-8 text: {exc}")
     except json.JSONDecodeError as exc:
-        return None, Problem("invalid-json", f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                                             f"column {exc.colno}")
+        return None, Problem(
+            "invalid-json", f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        )
     if json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return None, too_deep
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         return None, Problem("wrong-nbformat", f"{path.name} is JSON but not a notebook (no 'cells')")
     major = data.get("nbformat")
     if major != 4:
-        return None, Problem("wrong-nbformat", f"{path.name} has nbformat {major!r}; nbformat 4 is expected "
-                                               "(save it with Jupyter 4 or newer)")
+        return None, Problem(
+            "wrong-nbformat",
+            f"{path.name} has nbformat {major!r}; nbformat 4 is expected (save it with Jupyter 4 or newer)",
+        )
     try:
         nb = nbformat.from_dict(data)
         nbformat.validate(nb)
@@ -139,7 +149,9 @@ def assemble(source_nb, student_nb) -> tuple[Any, list[str]]:
                 if st is None:
                     changes.append(f"{role} cell {name} was deleted (restored from the source)")
                 elif st.get("cell_type") != scell.cell_type or as_released(cell_source(st)) not in (
-                        as_released(cell_source(scell)), normalised(cell_source(scell))):
+                    as_released(cell_source(scell)),
+                    normalised(cell_source(scell)),
+                ):
                     changes.append(f"{role} cell {name} was edited (restored from the source)")
         elif role in (Role.ANSWER, Role.MANUAL):
             if st is None:
@@ -150,7 +162,9 @@ def assemble(source_nb, student_nb) -> tuple[Any, list[str]]:
                 cell = copy.deepcopy(scell)
                 cell.source = cell_source(st)
                 if st.get("cell_type") != scell.cell_type:
-                    changes.append(f"answer cell {name} changed type to {st.get('cell_type')} (run as {scell.cell_type})")
+                    changes.append(
+                        f"answer cell {name} changed type to {st.get('cell_type')} (run as {scell.cell_type})"
+                    )
         else:  # plain code cell (setup, parameters): the student's version, else the source's
             if st is None:
                 cell = copy.deepcopy(scell)
@@ -252,8 +266,9 @@ def hash_dir(folder: Path) -> tuple[str, int]:
     return h.hexdigest(), total
 
 
-def submission_hash(sub_dir: Path, source_nbs: dict[str, Path], cfg: GradeConfig, iso: sb.Isolation,
-                    rules: dict | None = None) -> str:
+def submission_hash(
+    sub_dir: Path, source_nbs: dict[str, Path], cfg: GradeConfig, iso: sb.Isolation, rules: dict | None = None
+) -> str:
     """What a grade depends on: the grader, the submission, the sources, the settings, the sandbox,
     and the rules (forbidden names and this student's overrides)."""
     h = hashlib.sha256()
@@ -307,8 +322,14 @@ def redact(nb, part_outputs: dict[str, list[tuple[bool, bool, list]]]):
             elif passed:
                 outputs.append({"output_type": "stream", "name": "stdout", "text": "hidden tests passed\n"})
             else:
-                outputs.append({"output_type": "error", "ename": "HiddenTestFailed", "evalue": HIDDEN_FAILED,
-                                "traceback": [f"{HIDDEN_FAILED}: your code did not pass a test that is not shown"]})
+                outputs.append(
+                    {
+                        "output_type": "error",
+                        "ename": "HiddenTestFailed",
+                        "evalue": HIDDEN_FAILED,
+                        "traceback": [f"{HIDDEN_FAILED}: your code did not pass a test that is not shown"],
+                    }
+                )
         cell.outputs = [output_node(o) for o in outputs]
     return nb
 

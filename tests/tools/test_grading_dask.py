@@ -37,8 +37,11 @@ def _course(tmp: Path) -> Path:
     course = tmp / "course"
     (course / "solutions").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "nbgrader_config.py", course)
-    shutil.copytree(REPO_ROOT / "solutions" / NAME, course / "solutions" / NAME,
-                    ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
+    shutil.copytree(
+        REPO_ROOT / "solutions" / NAME,
+        course / "solutions" / NAME,
+        ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"),
+    )
     return course
 
 
@@ -60,15 +63,31 @@ def _grades(course: Path):
     reports = {}
     for p in sorted((course / "grading" / "reports" / NAME).glob("*.json")):
         r = json.loads(p.read_text())
-        reports[p.stem] = (r["score"], r["max_score"], r["status"], r["isolation"], [
-            (n["notebook"], n["status"], n["reason"], n["changes"], n["rules"],
-             [(c["grade_id"], c["points"], c["status"], c["reason"], c["message"]) for c in n["cells"]])
-            for n in r["notebooks"]])
+        reports[p.stem] = (
+            r["score"],
+            r["max_score"],
+            r["status"],
+            r["isolation"],
+            [
+                (
+                    n["notebook"],
+                    n["status"],
+                    n["reason"],
+                    n["changes"],
+                    n["rules"],
+                    [(c["grade_id"], c["points"], c["status"], c["reason"], c["message"]) for c in n["cells"]],
+                )
+                for n in r["notebooks"]
+            ],
+        )
     con = sqlite3.connect(course / "grading" / "gradebook.db")
     try:
-        gradebook = sorted(con.execute(
-            "select s.student_id, bc.name, g.auto_score from grade g join submitted_notebook sn on g.notebook_id = sn.id "
-            "join submitted_assignment s on sn.assignment_id = s.id join base_cell bc on g.cell_id = bc.id").fetchall())
+        gradebook = sorted(
+            con.execute(
+                "select s.student_id, bc.name, g.auto_score from grade g join submitted_notebook sn on g.notebook_id = sn.id "
+                "join submitted_assignment s on sn.assignment_id = s.id join base_cell bc on g.cell_id = bc.id"
+            ).fetchall()
+        )
     finally:
         con.close()
     csv = (course / "grading" / "reports" / NAME / "grades.csv").read_text()
@@ -125,8 +144,14 @@ def test_pack_and_unpack_keep_names_kinds_and_sizes(tmp_path):
     (src / "folder.ipynb").mkdir()
     entries = scheduler.pack_folder(src, full=["a.ipynb"], budget=100)
     kinds = {rel: kind for rel, kind, _ in entries}
-    assert kinds == {"a.ipynb": "file", "dangling.ipynb": "link", "data": "dir", "data/big.bin": "sparse",
-                     "folder.ipynb": "dir", "link.ipynb": "link"}
+    assert kinds == {
+        "a.ipynb": "file",
+        "dangling.ipynb": "link",
+        "data": "dir",
+        "data/big.bin": "sparse",
+        "folder.ipynb": "dir",
+        "link.ipynb": "link",
+    }
     out = scheduler.unpack_folder(entries, tmp_path / "out")
     assert (out / "a.ipynb").read_bytes() == b"{}" * 10 and (out / "data" / "big.bin").stat().st_size == 300
     assert (out / "link.ipynb").is_symlink() and (out / "link.ipynb").resolve() == out  # never to its target

@@ -790,7 +790,7 @@ def test_rerun_changes_nothing(run):
 
 
 # the killed run's kernels get uids of their own: other runs on this machine (another test worker's) use the default
-KILLED_RUN_UID_BASE = 100_000 + os.getpid() % 50_000 * 8
+KILLED_RUN_UID_BASE = 100_000 + os.getpid() % 10_000 * 512  # 512 > the slots a machine has
 
 
 def _our_processes(course: Path) -> list:

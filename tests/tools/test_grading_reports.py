@@ -27,16 +27,40 @@ from course_tools.grading.runner import prelude_code
 
 
 def _report() -> dict:
-    nbr = NotebookReport("01-x.ipynb", NotebookStatus.GRADED, score=2.0, max_score=5.0, cells=[
-        CellReport("a_tests", 2.0, 2.0, CellStatus.PASSED, "passed"),
-        CellReport("b_tests", 0.0, 3.0, CellStatus.FAILED, "rule violation", "b: calls F.conv2d <forbidden>",
-                   rules=["b: calls F.conv2d"]),
-        CellReport("c_manual", None, 1.0, CellStatus.MANUAL, "needs manual grading")],
-        changes=["cells were reordered"], rules=["b: calls F.conv2d"],
-        flags=[{"cell": "b", "line": 3, "kind": "tampering", "what": "uses <gc>"}])
-    return {"student": "alice", "assignment": "01-x", "status": SubmissionStatus.GRADED, "score": 2.0,
-            "max_score": 5.0, "isolation": "bwrap", "notebooks": [asdict(nbr)], "input_hash": "h", "seconds": 1.5,
-            "warnings": ["unexpected notebook y.ipynb was not graded"]}
+    nbr = NotebookReport(
+        "01-x.ipynb",
+        NotebookStatus.GRADED,
+        score=2.0,
+        max_score=5.0,
+        cells=[
+            CellReport("a_tests", 2.0, 2.0, CellStatus.PASSED, "passed"),
+            CellReport(
+                "b_tests",
+                0.0,
+                3.0,
+                CellStatus.FAILED,
+                "rule violation",
+                "b: calls F.conv2d <forbidden>",
+                rules=["b: calls F.conv2d"],
+            ),
+            CellReport("c_manual", None, 1.0, CellStatus.MANUAL, "needs manual grading"),
+        ],
+        changes=["cells were reordered"],
+        rules=["b: calls F.conv2d"],
+        flags=[{"cell": "b", "line": 3, "kind": "tampering", "what": "uses <gc>"}],
+    )
+    return {
+        "student": "alice",
+        "assignment": "01-x",
+        "status": SubmissionStatus.GRADED,
+        "score": 2.0,
+        "max_score": 5.0,
+        "isolation": "bwrap",
+        "notebooks": [asdict(nbr)],
+        "input_hash": "h",
+        "seconds": 1.5,
+        "warnings": ["unexpected notebook y.ipynb was not graded"],
+    }
 
 
 def test_enums_are_the_report_strings():
@@ -61,8 +85,16 @@ def test_one_walk_gives_text_html_and_csv_the_same_content():
     assert "unexpected notebook" in text and "unexpected notebook" not in page  # warnings: the instructor's
     assert "  c_manual                 manual" in text
     header, rows = grades_table([rep])
-    assert header == ["student", "score", "max_score", "status", "01-x:a_tests", "01-x:b_tests", "01-x:c_manual",
-                      "reason"]
+    assert header == [
+        "student",
+        "score",
+        "max_score",
+        "status",
+        "01-x:a_tests",
+        "01-x:b_tests",
+        "01-x:c_manual",
+        "reason",
+    ]
     assert rows == [["alice", 2.0, 5.0, "graded", 2.0, 0.0, "", ""]]
 
 
@@ -76,8 +108,9 @@ def test_the_prelude_is_wire_grader_boot_run_on_the_wire_source():
     assert src_arg.value == open(wire.__file__).read() and ast.literal_eval(call.value.args[2]) == args
     # run the prelude as the kernel does, with a stand-in for the wire module's source that records
     # what bootstrap() received and the module it was built in
-    src_arg.value = ("import sys\ndef bootstrap(ip, **kw):\n"
-                     "    sys.modules['_grader_probe_'] = (ip, kw, __file__, __name__)\n")
+    src_arg.value = (
+        "import sys\ndef bootstrap(ip, **kw):\n    sys.modules['_grader_probe_'] = (ip, kw, __file__, __name__)\n"
+    )
     ns = {"get_ipython": lambda: "the shell"}
     exec(compile(ast.fix_missing_locations(tree), "<prelude>", "exec"), ns)
     assert sys.modules.pop("_grader_probe_") == ("the shell", args, "<grader agent>", "_grader_wire")

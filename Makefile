@@ -77,7 +77,7 @@ collect: venv
 	$(PY) -m course_tools collect $(ASSIGNMENT) --from $(FROM)
 
 autograde: venv
-	$(PY) -m course_tools autograde $(ASSIGNMENT)
+	$(PY) -m course_tools autograde $(ASSIGNMENT) $(if $(CLUSTER),--cluster $(CLUSTER))
 
 feedback: venv
 	$(PY) -m course_tools feedback $(ASSIGNMENT)

@@ -9,7 +9,7 @@ from pathlib import Path
 from course_tools.grading import sandbox as sb
 from course_tools.layout import CACHE_ENV_VAR, GPU_ENV_VAR, GRADING, MIRROR_ENV_VAR, SMOKE_ENV_VAR
 
-GRADER_VERSION = "evaluator-2"
+GRADER_VERSION = "evaluator-3"  # 3: the rules' notes in the feedback
 #: the environment variables passed on to a student kernel (nothing else of the grader's environment is)
 KERNEL_ENV_VARS = (GPU_ENV_VAR, SMOKE_ENV_VAR, CACHE_ENV_VAR, MIRROR_ENV_VAR)
 REPORTS_DIR = Path(GRADING) / "reports"

@@ -1012,6 +1012,18 @@ def _student_traceback(exc: BaseException) -> str:
 # ---------------------------------------------------------------------------------------- boot
 
 
+def _grader_boot(ip, src: str, args: dict) -> None:
+    """The grader prelude inside the kernel (its source is sent, see
+    :func:`course_tools.grading.runner.prelude_code`): make this module from its source ``src`` as
+    ``_grader_wire`` (``course_tools`` is not importable in the sandbox) and run :func:`bootstrap`."""
+    import types
+
+    m = types.ModuleType("_grader_wire")
+    m.__file__ = "<grader agent>"
+    exec(compile(src, "<grader agent>", "exec"), m.__dict__)
+    m.bootstrap(ip, **args)
+
+
 def bootstrap(ip, *, stage: str, work: str, socket_path: str, key: str, holder: str, forbidden: list,
               token: str, lib_paths: list = ()) -> None:
     """Run inside the kernel before any student code: stage the files, connect the agent, wrap the

@@ -9,13 +9,18 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 
 import nbformat
 import pytest
 
 from course_tools.grading import autograde as ag
-from course_tools.grading.config import MAX_SUBMISSION_BYTES
+from course_tools.grading import submission
+from course_tools.grading.config import KERNEL_START_ATTEMPTS, MAX_NOTEBOOK_BYTES, MAX_SUBMISSION_BYTES
+from course_tools.grading.kernel import KernelStartError
 from course_tools.grading.nbgrader_cli import collect, normalise_student_id
+from course_tools.grading.reports import NotebookReport, NotebookStatus
+from course_tools.grading.runner import NotebookRunner
 from course_tools.layout import REPO_ROOT
 
 NAME = "03-convolutions"
@@ -93,18 +98,18 @@ def test_student_ids():
 def test_deep_huge_and_odd_notebooks_are_not_graded_with_a_reason(tmp_path):
     deep = tmp_path / "deep.ipynb"
     deep.write_text('{"cells": [' + "[" * 100_000 + "]" * 100_000 + '], "nbformat": 4}')
-    _, problem = ag.load_student_notebook(deep)
+    _, problem = submission.load_student_notebook(deep)
     assert problem.reason == "invalid-json" and "nested more than" in problem.message
     folder = tmp_path / "folder.ipynb"
     folder.mkdir()
-    assert ag.load_student_notebook(folder)[1].reason == "not-a-file"
+    assert submission.load_student_notebook(folder)[1].reason == "not-a-file"
     big = tmp_path / "big.ipynb"
     with open(big, "wb") as fh:
-        fh.truncate(ag.MAX_NOTEBOOK_BYTES + 1)
-    assert ag.load_student_notebook(big)[1].reason == "too-large"
+        fh.truncate(MAX_NOTEBOOK_BYTES + 1)
+    assert submission.load_student_notebook(big)[1].reason == "too-large"
     ok = tmp_path / "ok.ipynb"
     ok.write_text(json.dumps(nbformat.v4.new_notebook()))
-    assert ag.load_student_notebook(ok)[1] is None
+    assert submission.load_student_notebook(ok)[1] is None
 
 
 def test_whole_submission_is_hashed_past_the_size_cap(tmp_path):
@@ -114,11 +119,11 @@ def test_whole_submission_is_hashed_past_the_size_cap(tmp_path):
     big = sub / "weights.bin"
     with open(big, "wb") as fh:
         fh.truncate(MAX_SUBMISSION_BYTES + 10)
-    h1, _ = ag._hash_dir(sub)
+    h1, _ = submission.hash_dir(sub)
     with open(big, "r+b") as fh:
         fh.seek(MAX_SUBMISSION_BYTES + 5)
         fh.write(b"x")
-    assert ag._hash_dir(sub)[0] != h1
+    assert submission.hash_dir(sub)[0] != h1
     os.utime(big)
 
 
@@ -144,9 +149,9 @@ def _runner(fail_times: int):
     """A NotebookRunner whose kernel start fails ``fail_times`` times (no real kernel)."""
     import types
 
-    r = object.__new__(ag.NotebookRunner)
+    r = object.__new__(NotebookRunner)
     r.session, r.channel = _FakeSession(), None
-    r.report = ag.NotebookReport("x.ipynb", "graded")
+    r.report = NotebookReport("x.ipynb", NotebookStatus.GRADED)
     r.nb = nbformat.v4.new_notebook()
     r.reported, r.deadline = set(), 1e18
     r.evaluator = types.SimpleNamespace(events=[])
@@ -155,7 +160,7 @@ def _runner(fail_times: int):
     def start():
         calls["n"] += 1
         if calls["n"] <= fail_times:
-            raise ag.KernelStartError(f"no kernel (try {calls['n']})")
+            raise KernelStartError(f"no kernel (try {calls['n']})")
         r.session.up = True
         r.channel = types.SimpleNamespace(sock=object(), requests=0, cache_hits=0, close=lambda: None)
 
@@ -166,14 +171,14 @@ def _runner(fail_times: int):
 
 
 def test_kernel_start_failures_are_retried(monkeypatch):
-    monkeypatch.setattr(ag.time, "sleep", lambda s: None)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
     r, calls = _runner(fail_times=2)
     r.run()
     assert calls == {"n": 3, "ran": True} and not r.start_failed
     assert sum("retrying" in e for e in r.report.events) == 2
     r, calls = _runner(fail_times=99)
     r.run()
-    assert calls["n"] == ag.KERNEL_START_ATTEMPTS and not calls["ran"] and r.start_failed
+    assert calls["n"] == KERNEL_START_ATTEMPTS and not calls["ran"] and r.start_failed
     assert r.report.status == "not-graded" and r.report.reason.startswith("kernel start failed: no kernel")
 
 
@@ -185,9 +190,9 @@ def test_an_untouched_release_is_not_reported_as_edited(name):
 
     src = read_source(REPO_ROOT / "solutions" / name / f"{name}.py", strip_jupytext=True)
     release = nbformat.read(REPO_ROOT / "assignments" / name / f"{name}.ipynb", as_version=4)
-    assert ag.assemble(src, release)[1] == []
+    assert submission.assemble(src, release)[1] == []
     edited = copy.deepcopy(release)
     test = next(c for c in edited.cells if c.metadata.get("nbgrader", {}).get("grade") and not
                 c.metadata["nbgrader"].get("solution"))
     test.source = "pass"
-    assert any("was edited" in ch for ch in ag.assemble(src, edited)[1])
+    assert any("was edited" in ch for ch in submission.assemble(src, edited)[1])

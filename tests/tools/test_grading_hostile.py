@@ -789,11 +789,17 @@ def test_rerun_changes_nothing(run):
     assert (_gradebook_state(course), _reports_state(course)) == before
 
 
+# the killed run's kernels get uids of their own: other runs on this machine (another test worker's) use the default
+KILLED_RUN_UID_BASE = 100_000 + os.getpid() % 10_000 * 512  # 512 > the slots a machine has
+
+
 def _our_processes(course: Path) -> list:
     import psutil
 
+    from course_tools.grading.scheduler import MAX_SLOTS
+
     found = []
-    uids = set(range(sb._uid_base(), sb._uid_base() + 4)) if ISOLATION and ISOLATION.drop_uid else set()
+    uids = set(range(KILLED_RUN_UID_BASE, KILLED_RUN_UID_BASE + MAX_SLOTS)) if ISOLATION and ISOLATION.drop_uid else set()
     for p in psutil.process_iter(["pid", "cmdline", "uids"]):
         try:
             cmd = " ".join(p.info["cmdline"] or [])
@@ -815,7 +821,8 @@ def test_sigkill_midway_then_resume_gives_the_uninterrupted_grades(run):
            "--memory", "1.5", "--interrupt-grace", "2", "--course-root", str(course)]
     if ISOLATION is None:
         cmd.append("--no-sandbox")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, sb.UID_BASE_ENV: str(KILLED_RUN_UID_BASE)})
     reports = course / "grading" / "reports" / NAME
     deadline = time.monotonic() + 240
     done: list[str] = []

@@ -220,6 +220,32 @@ def test_instructor_override_keeps_the_points_and_says_why(graded):
     assert "allowed by the instructor" in ag.render_text(reports["overridden"])
 
 
+def test_the_students_feedback_says_which_rule_cost_which_cell(graded):
+    """The feedback HTML (made from the redacted notebooks) names the cell that scored 0 and the rule
+    its answers broke, and still shows no hidden test."""
+    from course_tools.grading.leaks import html_text, secret_lines
+
+    _, _, course = graded
+    ag.generate_feedback(NAME, course)
+    sol = nbformat.read(course / SOLUTIONS / NAME / NB, as_version=4)
+    hidden = [ln for ln, kind in secret_lines(sol).items() if kind == "hidden test"]
+    assert hidden
+    pages = {s: html_text(course / "grading" / "feedback" / s / NAME / f"{NAME}.html")
+             for s in ("uses-fconv", "hidden-name", "solution", "overridden")}
+    for student, found in (("uses-fconv", "torch.nn.functional.conv2d"),
+                           ("hidden-name", "called torch.nn.functional.conv2d")):
+        text = pages[student]
+        assert f"{ag.RULE_NOTE} of " in text and found in text, text[-3000:]
+        assert " times;" not in text  # how often the (partly hidden) tests called it stays out
+        lines = {ln.strip() for ln in text.splitlines()}
+        assert not [ln for ln in hidden if ln in lines], f"feedback of {student} shows hidden tests"
+    assert ag.RULE_NOTE not in pages["solution"] and ag.RULE_NOTE not in pages["overridden"]
+    graded_nb = nbformat.read(course / "grading" / "redacted" / "uses-fconv" / NAME / NB, as_version=4)
+    notes = [c.metadata["nbgrader"]["grade_id"] for c in graded_nb.cells
+             if any(ag.RULE_NOTE in o.get("text", "") for o in c.get("outputs", []))]
+    assert notes == ["conv2d_tests"]  # the cell that lost its points, and only it
+
+
 def test_rules_come_from_the_syllabus():
     spec = load_spec(NAME)
     got = ag.assignment_rules(NAME, REPO_ROOT)

@@ -197,7 +197,7 @@ class Codec:
             if isinstance(value, np.ndarray):
                 arr = np.ndarray.view(value, np.ndarray)
                 if arr.dtype.name in NUMERIC_DTYPES:
-                    arr = np.ascontiguousarray(arr)
+                    arr = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d arrays 1-d
                     buffers.append(arr.tobytes())
                     return self._io({"$": "nd", "dtype": arr.dtype.name, "shape": list(arr.shape),
                                      "buf": len(buffers) - 1}, value)

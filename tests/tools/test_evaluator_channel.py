@@ -195,8 +195,8 @@ ARRAYS = NP_DTYPES.flatmap(lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0
 
 
 @st.composite
-def tensors(draw):
-    name = draw(st.sampled_from(wire.TORCH_DTYPES))
+def tensors(draw, name=None):
+    name = name or draw(st.sampled_from(wire.TORCH_DTYPES))
     shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
     n = math.prod(shape)
     if name == "bool":
@@ -252,6 +252,28 @@ def test_round_trip_of_plain_data_is_exact():
             assert type(args) is tuple and type(kwargs) is dict
             assert _same(args, (value, plain)), (args, (value, plain))
             assert _same(kwargs, {"kw": value})
+
+        check()
+
+
+def test_every_dtype_round_trips_bit_for_bit():
+    """Each numpy and torch dtype the wire allows, with random bytes (NaN payloads, -0.0, subnormals)."""
+    with agent_session(ECHO) as (ch, _ns):
+        echo = ch.fetch_globals(["echo"])["echo"]
+
+        @settings(max_examples=8, deadline=None)
+        @given(data=st.data())
+        def check(data):
+            for name in wire.NUMERIC_DTYPES:
+                a = data.draw(hnp.arrays(np.dtype(name), hnp.array_shapes(min_dims=0, max_dims=3, max_side=4)))
+                (out,), _ = echo(a)
+                assert _same(out, a), (name, out, a)
+                (out,), _ = echo(a.reshape(-1)[0] if a.size else np.dtype(name).type(0))
+                assert type(out) is np.dtype(name).type
+            for name in wire.TORCH_DTYPES:
+                t = data.draw(tensors(name))
+                (out,), _ = echo(t)
+                assert _same(out, t), (name, out, t)
 
         check()
 
@@ -621,21 +643,23 @@ PICKLED_ARRAY = b"\x80\x04\x95cnumpy.core.multiarray\n_reconstruct\n"
     [
         {"$": "pickle", "data": PICKLED_ARRAY.decode("latin-1")},
         {"$": "nd", "dtype": "object", "shape": [1], "buf": 0},
+        {"$": "nd", "dtype": "U1", "shape": [2], "buf": 1},  # right size for the buffer: only the dtype is wrong
+        {"$": "nd", "dtype": "datetime64", "shape": [1], "buf": 2},
         {"$": "nd", "dtype": "float64", "shape": [1], "buf": 0, "class": "LyingArray"},
         {"$": "pt", "dtype": "float64", "shape": [3], "grad": False, "buf": 0},
-        {"$": "ns", "dtype": "V8", "buf": 0},
+        {"$": "ns", "dtype": "V8", "buf": 2},
         {"$": "rng", "bit": "os.system", "state": {}},
         {"$": "cb", "id": 1},
         {"$": "d", "items": [[[1], 2]]},
     ],
-    ids=["pickle", "object-array", "subclass-tag", "size-mismatch", "void-scalar", "bitgen", "callback",
+    ids=["pickle", "object-array", "str-array", "datetime-array", "subclass-tag", "size-mismatch", "void-scalar", "bitgen", "callback",
          "unhashable-key"],
 )
 def test_reply_smuggling_a_pickle_or_subclass_is_rejected(value):
     """Only the wire's plain nodes are decoded: an unknown node, a non-numeric dtype, a buffer that does not
     match, a callback the evaluator never gave or an unhashable key break the exchange; a node's extra
     fields (a class name) are ignored, so what arrives is always the exact base type."""
-    frame = _frame({"kind": "reply", "value": value}, [PICKLED_ARRAY])
+    frame = _frame({"kind": "reply", "value": value}, [PICKLED_ARRAY, b"\0" * 8, b"\0" * 8])
     if value.get("class"):
         frame = _frame({"kind": "reply", "value": value}, [np.float64(1.0).tobytes()])
         with fake_kernel(lambda s, _h: s.sendall(frame)) as ch:

@@ -180,8 +180,12 @@ def _same(a, b) -> bool:
     if type(a) is np.ndarray:
         return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
     if type(a) is torch.Tensor:
-        return (a.dtype == b.dtype and a.shape == b.shape and a.requires_grad == b.requires_grad
-                and _tensor_bytes(a) == _tensor_bytes(b))
+        return (
+            a.dtype == b.dtype
+            and a.shape == b.shape
+            and a.requires_grad == b.requires_grad
+            and _tensor_bytes(a) == _tensor_bytes(b)
+        )
     return a == b
 
 
@@ -213,19 +217,28 @@ def tensors(draw, name=None):
     return t
 
 
-SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
-           | st.binary(max_size=8) | st.complex_numbers())
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.binary(max_size=8)
+    | st.complex_numbers()
+)
 KEYS = st.integers() | st.text(max_size=6)
 PLAIN = st.recursive(
     SCALARS,
-    lambda inner: (st.lists(inner, max_size=4) | st.lists(inner, max_size=4).map(tuple)
-                   | st.dictionaries(KEYS, inner, max_size=4)),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.lists(inner, max_size=4).map(tuple) | st.dictionaries(KEYS, inner, max_size=4)
+    ),
     max_leaves=12,
 )
 VALUES = st.recursive(
     SCALARS | ARRAYS | tensors(),
-    lambda inner: (st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple)
-                   | st.dictionaries(KEYS, inner, max_size=3)),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple) | st.dictionaries(KEYS, inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -325,8 +338,12 @@ def test_student_subclasses_arrive_as_exact_base_types():
         liars = ch.fetch_globals(["liars"])["liars"]
 
         @FEW
-        @given(a=hnp.arrays(st.sampled_from(["float32", "float64", "int64", "uint8"]).map(np.dtype),
-                            hnp.array_shapes(max_dims=2, max_side=3)))
+        @given(
+            a=hnp.arrays(
+                st.sampled_from(["float32", "float64", "int64", "uint8"]).map(np.dtype),
+                hnp.array_shapes(max_dims=2, max_side=3),
+            )
+        )
         def check(a):
             out = liars(a)
             assert type(out) is dict
@@ -366,9 +383,12 @@ def test_call_through_a_proxy_returns_the_agents_result():
         calls = ch.requests
 
         @FEW
-        @given(x=hnp.arrays(np.float64, (2, 3), elements=st.floats(-1e3, 1e3)),
-               w=hnp.arrays(np.float64, (3, 2), elements=st.floats(-1e3, 1e3)),
-               b=st.floats(-10, 10), factor=st.integers(-5, 5))
+        @given(
+            x=hnp.arrays(np.float64, (2, 3), elements=st.floats(-1e3, 1e3)),
+            w=hnp.arrays(np.float64, (3, 2), elements=st.floats(-1e3, 1e3)),
+            b=st.floats(-10, 10),
+            factor=st.integers(-5, 5),
+        )
         def check(x, w, b, factor):
             out = affine(x, w, b=b)
             assert type(out) is np.ndarray and out.tobytes() == (x @ w + b).tobytes()
@@ -414,8 +434,12 @@ def test_student_exception_names_its_type_without_evaluator_internals(text):
     with agent_session(FAILING) as (ch, _ns):
         g = ch.fetch_globals(["boom", "ok"])
         boom = g["boom"]
-        for kind, expected in (("value", ValueError), ("key", KeyError), ("custom", wire.StudentError),
-                               ("unprintable", wire.StudentError)):
+        for kind, expected in (
+            ("value", ValueError),
+            ("key", KeyError),
+            ("custom", wire.StudentError),
+            ("unprintable", wire.StudentError),
+        ):
             with pytest.raises(expected) as info:
                 boom(kind, text)
             exc = info.value
@@ -484,8 +508,17 @@ def test_non_pure_reply_invalidates_cached_attributes():
 
 
 @FEW
-@given(ops=st.lists(st.one_of(st.just(("read",)), st.just(("bump",)), st.just(("unwatch",)),
-                              st.tuples(st.just("poke"), st.integers(-1000, 1000))), max_size=12))
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.just(("read",)),
+            st.just(("bump",)),
+            st.just(("unwatch",)),
+            st.tuples(st.just("poke"), st.integers(-1000, 1000)),
+        ),
+        max_size=12,
+    )
+)
 def test_attribute_reads_always_see_the_kernels_value(ops):
     """Any interleaving of reads, student writes (method call, function call on the handle) and lost watch
     lists: every read gives the value the kernel holds at that moment."""
@@ -560,8 +593,9 @@ def _frame(header: dict, buffers: list) -> bytes:
         b.close()
 
 
-REPLY = _frame({"kind": "reply", "value": {"$": "nd", "dtype": "float64", "shape": [4], "buf": 0}},
-               [np.arange(4.0).tobytes()])
+REPLY = _frame(
+    {"kind": "reply", "value": {"$": "nd", "dtype": "float64", "shape": [4], "buf": 0}}, [np.arange(4.0).tobytes()]
+)
 
 
 def _exchange_against(misbehave, *words, deadline: float = 0.5):
@@ -652,8 +686,18 @@ PICKLED_ARRAY = b"\x80\x04\x95cnumpy.core.multiarray\n_reconstruct\n"
         {"$": "cb", "id": 1},
         {"$": "d", "items": [[[1], 2]]},
     ],
-    ids=["pickle", "object-array", "str-array", "datetime-array", "subclass-tag", "size-mismatch", "void-scalar", "bitgen", "callback",
-         "unhashable-key"],
+    ids=[
+        "pickle",
+        "object-array",
+        "str-array",
+        "datetime-array",
+        "subclass-tag",
+        "size-mismatch",
+        "void-scalar",
+        "bitgen",
+        "callback",
+        "unhashable-key",
+    ],
 )
 def test_reply_smuggling_a_pickle_or_subclass_is_rejected(value):
     """Only the wire's plain nodes are decoded: an unknown node, a non-numeric dtype, a buffer that does not

@@ -531,15 +531,18 @@ class Channel:
         while True:
             ready, _, _ = select.select([self.sock], [], [], 0.02)
             if ready:
-                try:
-                    return wire.recv_msg(self.sock)
+                try:  # on_wait also runs while a message is incomplete: a kernel stalling mid-frame is timed out
+                    return wire.recv_msg(self.sock, wait=self._waited)
                 except (OSError, wire.ProtocolError) as exc:
                     self._break(f"bad message from the kernel: {exc}")
-            try:
-                self.on_wait()
-            except GraderAbort as exc:
-                self.broken = exc.reason
-                raise
+            self._waited()
+
+    def _waited(self) -> None:
+        try:
+            self.on_wait()
+        except GraderAbort as exc:
+            self.broken = exc.reason
+            raise
 
     def _wait_reply(self):
         while True:

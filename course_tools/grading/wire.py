@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import select
 import socket
 import struct
 import sys
@@ -84,11 +85,14 @@ def send_msg(sock: socket.socket, header: dict, buffers: list) -> None:
     sock.sendall(b"".join(parts))
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: socket.socket, n: int, wait=None) -> bytes:
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
     while got < n:
+        if wait is not None:
+            while not select.select([sock], [], [], 0.02)[0]:
+                wait()
         k = sock.recv_into(view[got:], n - got)
         if k == 0:
             raise ProtocolError("the other side closed the connection")
@@ -96,23 +100,25 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def recv_msg(sock: socket.socket) -> tuple[dict, list]:
-    hlen, nbuf = struct.unpack("<II", _recv_exact(sock, 8))
+def recv_msg(sock: socket.socket, wait=None) -> tuple[dict, list]:
+    """One message. ``wait()``, when given, is called while a message is incomplete and no bytes are
+    ready (every 20 ms): the reader's time limit still applies to a peer that stalls mid-message."""
+    hlen, nbuf = struct.unpack("<II", _recv_exact(sock, 8, wait))
     if hlen > MAX_HEADER_BYTES or nbuf > 1_000_000:
         raise ProtocolError(f"message header of {hlen} bytes / {nbuf} buffers is over the limit")
     try:
-        header = json.loads(_recv_exact(sock, hlen).decode("utf-8"))
+        header = json.loads(_recv_exact(sock, hlen, wait).decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"undecodable message header: {type(exc).__name__}") from None
     if not isinstance(header, dict):
         raise ProtocolError("message header is not an object")
     buffers, total = [], hlen
     for _ in range(nbuf):
-        (n,) = struct.unpack("<Q", _recv_exact(sock, 8))
+        (n,) = struct.unpack("<Q", _recv_exact(sock, 8, wait))
         total += n
         if total > MAX_MESSAGE_BYTES:
             raise ProtocolError(f"message larger than {MAX_MESSAGE_BYTES} bytes")
-        buffers.append(_recv_exact(sock, n))
+        buffers.append(_recv_exact(sock, n, wait))
     return header, buffers
 
 
@@ -191,7 +197,7 @@ class Codec:
             if isinstance(value, np.ndarray):
                 arr = np.ndarray.view(value, np.ndarray)
                 if arr.dtype.name in NUMERIC_DTYPES:
-                    arr = np.ascontiguousarray(arr)
+                    arr = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d arrays 1-d
                     buffers.append(arr.tobytes())
                     return self._io({"$": "nd", "dtype": arr.dtype.name, "shape": list(arr.shape),
                                      "buf": len(buffers) - 1}, value)

@@ -169,8 +169,8 @@ def _same(a, b) -> bool:
     """Exact equality: same types all the way down (never a subclass), same bits for floats/arrays."""
     if type(a) is not type(b):
         return False
-    if type(a) is float:
-        return struct.pack("<d", a) == struct.pack("<d", b)
+    if type(a) is float:  # a Python float's NaN sign/payload is not kept (JSON's NaN): any NaN is NaN
+        return (a != a and b != b) or struct.pack("<d", a) == struct.pack("<d", b)
     if type(a) is complex:
         return _same(a.real, b.real) and _same(a.imag, b.imag)
     if type(a) in (list, tuple):

@@ -90,6 +90,7 @@ __all__ = [
     "greedy_decode",
     "rnn_backward",
     "rnn_forward",
+    "tagging_batch",
 ]
 
 BOS = "<s>"
@@ -1210,3 +1211,28 @@ def beam_decode(model: Seq2Seq, src: Tensor, beam_size: int, max_len: int,
     hyps = beam_search(step_fn, to_rows(state), beam_size, max_len, model.eos_id, length_penalty)
     model.train(was_training)
     return hyps
+
+
+def tagging_batch(sentences: Sequence[Sequence[tuple[str, str]]], word_vocab: Any, char_vocab: Any, tag_vocab: Any,
+                  max_chars: int = 20) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Tagged sentences ``[[(word, tag), ...], ...]`` -> the inputs of :class:`BiLSTMTagger`.
+
+    Returns word ids ``(N, T)`` (lower-cased words through ``word_vocab``), character ids
+    ``(N, T, L)`` with ``L = min(max_chars, longest word)`` (each word cut to ``L`` characters),
+    tag ids ``(N, T)`` and lengths ``(N,)``. Padding is id 0 for words and characters and -100 for
+    tags (``cross_entropy``'s ``ignore_index``). The vocabularies are :class:`course_lib.text.Vocab`
+    (anything with ``encode(list) -> int array``).
+    """
+    if not sentences or any(len(s) == 0 for s in sentences):
+        raise ValueError("tagging_batch needs at least one sentence, and no empty sentence")
+    n, T = len(sentences), max(len(s) for s in sentences)
+    L = min(max_chars, max(len(w) for s in sentences for w, _ in s))
+    words, chars = torch.zeros(n, T, dtype=torch.long), torch.zeros(n, T, L, dtype=torch.long)
+    tags = torch.full((n, T), -100, dtype=torch.long)
+    for i, s in enumerate(sentences):
+        words[i, : len(s)] = torch.as_tensor(word_vocab.encode([w.lower() for w, _ in s]), dtype=torch.long)
+        tags[i, : len(s)] = torch.as_tensor(tag_vocab.encode([t for _, t in s]), dtype=torch.long)
+        for j, (w, _) in enumerate(s):
+            cs = char_vocab.encode(list(w[:L]))
+            chars[i, j, : len(cs)] = torch.as_tensor(cs, dtype=torch.long)
+    return words, chars, tags, torch.tensor([len(s) for s in sentences])

@@ -746,3 +746,32 @@ def test_additive_attention_equals_bahdanau_module(seed):
     torch.testing.assert_close(ctx, ctx_ref, atol=1e-12, rtol=0)
     torch.testing.assert_close(a, a_ref, atol=1e-12, rtol=0)
     assert bool((a[~mask] == 0).all())
+
+
+def test_tagging_batch_against_a_plain_loop():
+    """S.tagging_batch equals a per-word dictionary lookup on random tagged sentences (pads 0 / -100)."""
+    from course_lib.text import Vocab
+
+    rng = np.random.default_rng(3)
+    letters = list("abcdeXYZ")
+    sents = [[("".join(rng.choice(letters, rng.integers(1, 30))), str(rng.choice(["N", "V", "D"])))
+              for _ in range(rng.integers(1, 9))] for _ in range(12)]
+    wv = Vocab.build([[w.lower() for w, _ in s] for s in sents[:8]], min_count=1, pad="<pad>", unk="<unk>")
+    cv = Vocab.build([list(w) for s in sents[:6] for w, _ in s], min_count=1, pad="<pad>", unk="<unk>")
+    tv = Vocab.build([[t for _, t in s] for s in sents], min_count=1)
+    words, chars, tags, lengths = S.tagging_batch(sents, wv, cv, tv, max_chars=20)
+    T, L = max(map(len, sents)), min(20, max(len(w) for s in sents for w, _ in s))
+    assert words.shape == (12, T) and chars.shape == (12, T, L) and tags.shape == (12, T)
+    assert lengths.tolist() == [len(s) for s in sents]
+    for i, s in enumerate(sents):
+        for j in range(T):
+            if j >= len(s):
+                assert words[i, j] == 0 and tags[i, j] == -100 and not chars[i, j].any()
+                continue
+            w, t = s[j]
+            assert words[i, j] == wv.stoi.get(w.lower(), wv.stoi["<unk>"])
+            assert tags[i, j] == tv.stoi[t]
+            expect = [cv.stoi.get(c, cv.stoi["<unk>"]) for c in w[:L]] + [0] * (L - min(len(w), L))
+            assert chars[i, j].tolist() == expect
+    with pytest.raises(ValueError, match="empty sentence"):
+        S.tagging_batch([[]], wv, cv, tv)

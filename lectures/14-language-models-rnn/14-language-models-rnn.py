@@ -404,19 +404,9 @@ print(f"{len(tag_train):,} training and {len(tag_test):,} test sentences; {len(w
       f"{len(char_vocab)} characters, {len(tag_vocab)} tags")
 
 
-def tagging_batch(sents, max_chars=20):
-    """Sentences of (word, tag) -> padded word ids (N, T), char ids (N, T, L), tags (N, T) (-100 = pad), lengths."""
-    n, T = len(sents), max(len(s) for s in sents)
-    L = min(max_chars, max(len(w) for s in sents for w, _ in s))
-    words, chars_ = torch.zeros(n, T, dtype=torch.long), torch.zeros(n, T, L, dtype=torch.long)
-    tags = torch.full((n, T), -100, dtype=torch.long)
-    for i, s in enumerate(sents):
-        words[i, : len(s)] = torch.from_numpy(word_vocab.encode([w.lower() for w, _ in s]))
-        tags[i, : len(s)] = torch.from_numpy(tag_vocab.encode([t for _, t in s]))
-        for j, (w, _) in enumerate(s):
-            cs = char_vocab.encode(list(w[:L]))
-            chars_[i, j, : len(cs)] = torch.from_numpy(cs)
-    return words, chars_, tags, torch.tensor([len(s) for s in sents])
+def tagging_batch(sents):
+    """Sentences of (word, tag) -> word ids (N, T), char ids (N, T, L), tags (N, T) (-100 = pad), lengths (N,)."""
+    return seq.tagging_batch(sents, word_vocab, char_vocab, tag_vocab)
 
 
 def train_tagger(bidirectional, batch=32):

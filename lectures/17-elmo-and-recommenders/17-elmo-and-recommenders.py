@@ -215,19 +215,9 @@ print(f"{len(tag_train):,} labelled training sentences ({sum(map(len, tag_train)
 print(f"test words outside the tagger's vocabulary: {100 * unseen:.1f} %; outside the biLM's: {100 * unseen_lm:.1f} %")
 
 
-def tagging_batch(sents, max_chars=20):
+def tagging_batch(sents):
     """Sentences of (word, tag) -> word ids (N, T), char ids (N, T, L), tags (N, T) (-100 = pad), lengths (N,)."""
-    n, T = len(sents), max(len(s) for s in sents)
-    L = min(max_chars, max(len(w) for s in sents for w, _ in s))
-    words, chars = torch.zeros(n, T, dtype=torch.long), torch.zeros(n, T, L, dtype=torch.long)
-    tags = torch.full((n, T), -100, dtype=torch.long)
-    for i, s in enumerate(sents):
-        words[i, : len(s)] = torch.from_numpy(word_vocab.encode([w.lower() for w, _ in s]))
-        tags[i, : len(s)] = torch.from_numpy(tag_vocab.encode([t for _, t in s]))
-        for j, (w, _) in enumerate(s):
-            cs = char_vocab.encode(list(w[:L]))
-            chars[i, j, : len(cs)] = torch.from_numpy(cs)
-    return words, chars, tags, torch.tensor([len(s) for s in sents])
+    return seq.tagging_batch(sents, word_vocab, char_vocab, tag_vocab)
 
 
 def train_tagger(use_elmo, batch=32):

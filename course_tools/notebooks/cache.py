@@ -87,12 +87,15 @@ class CacheKey:
 
 
 def cache_key(source: Path, *, smoke: bool, gpu_cells: bool, lib_dir: Path = LIB_DIR,
-              library_sha256: str | None = None) -> CacheKey:
-    """The key of executing ``source`` in this mode with this library (pass ``library_sha256`` to reuse one digest)."""
+              library_sha256: str | None = None, audit_claims: bool = False) -> CacheKey:
+    """The key of executing ``source`` in this mode with this library (pass ``library_sha256`` to reuse one digest).
+
+    A full run with claims audited (``audit_claims``) is a mode of its own: its outputs may show failed claims.
+    """
     return CacheKey(
         source_sha256=_sha256_file(source),
         library_sha256=library_sha256 or library_digest(lib_dir),
-        mode="smoke" if smoke else "full",
+        mode="smoke" if smoke else "full-audit-claims" if audit_claims else "full",
         gpu_cells=bool(gpu_cells),
         versions=package_versions(),
     )

@@ -11,6 +11,9 @@ notebooks under ``build/executed/`` (smoke) or ``build/executed-full/`` (``--ful
 table notebook → seconds → status. A notebook whose source, ``course_lib`` sources, mode, GPU
 decision and torch/numpy versions are unchanged since its last successful run is not executed again
 (status ``cached``; see :mod:`course_tools.notebooks.cache`); ``--force`` executes every notebook.
+The table also counts the claims each run checked (``✔``), failed (``✘``) and left unchecked
+(smoke). ``--audit-claims`` (full mode, ``COURSE_CLAIMS=audit``) lets a run go on past a claim that
+does not hold, so that one run measures every claim; such runs are cached apart from plain ones.
 Exit status 0 when every notebook ran (or was cached), 1 otherwise.
 """
 
@@ -29,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from course_lib.gpu import GPU_ENV_VAR, cuda_available, mark_skipped_gpu_cells, skip_tag
+from course_lib.notebook import CLAIM_CHECKED_MARK, CLAIM_FAILED_MARK, CLAIM_UNCHECKED_MARK, CLAIMS_ENV_VAR
 from course_tools.layout import LAYOUT, LECTURES, REPO_ROOT, SMOKE_ENV_VAR, SOLUTIONS
 from course_tools.notebooks import cache
 from course_tools.notebooks.convert import find_sources, read_source, write_notebook
@@ -49,6 +53,10 @@ class RunResult:
     status: str  # "ok", "cached" (unchanged since its last successful run: not executed), "failed", "timeout"
     detail: str = ""
     skipped_gpu_cells: int = 0
+    #: claims in the output: checked and held, checked and failed (``--audit-claims``), not checked (smoke)
+    claims_checked: int = 0
+    claims_failed: int = 0
+    claims_unchecked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -71,6 +79,23 @@ def _first_error(nb) -> str:
             if out.get("output_type") == "error":
                 return f"code cell {index}: {out.get('ename')}: {str(out.get('evalue'))[:200]}"
     return ""
+
+
+def count_claims(nb) -> dict[str, int]:
+    """How many claim lines the outputs of ``nb`` show, by outcome (``claims_checked``, ``_failed``, ``_unchecked``)."""
+    counts = {"claims_checked": 0, "claims_failed": 0, "claims_unchecked": 0}
+    marks = {CLAIM_CHECKED_MARK: "claims_checked", CLAIM_FAILED_MARK: "claims_failed",
+             CLAIM_UNCHECKED_MARK: "claims_unchecked"}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            if out.get("output_type") != "stream" or out.get("name") != "stdout":
+                continue
+            text = out.get("text", "")
+            for line in (text if isinstance(text, str) else "".join(text)).splitlines():
+                for mark, field in marks.items():
+                    if line.startswith(mark):
+                        counts[field] += 1
+    return counts
 
 
 def run_metadata(smoke: bool, seconds: float, executor: str) -> dict:
@@ -131,20 +156,32 @@ def execute_one(source: Path, output: Path, *, smoke: bool = True, cell_timeout:
             skipped = mark_skipped_gpu_cells(executed) if not has_cuda else 0
             if status == "ok" and _first_error(executed):
                 status, detail = "failed", _first_error(executed)
+            claims = count_claims(executed)
+            executed.metadata["course"].update(claims)
             write_notebook(executed, output)
-    return RunResult(str(source), str(output), round(time.perf_counter() - start, 2), status, detail, skipped)
+        else:
+            claims = {}
+    return RunResult(str(source), str(output), round(time.perf_counter() - start, 2), status, detail, skipped,
+                     **claims)
 
 
-def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int) -> RunResult:
-    """Run :func:`execute_one` in a child process group, killed whole on timeout."""
+def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int, audit_claims: bool = False) -> RunResult:
+    """Run :func:`execute_one` in a child process group, killed whole on timeout.
+
+    The executor, not the caller's environment, decides whether claims are audited (``COURSE_CLAIMS``).
+    """
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         result_file = Path(fh.name)
     cmd = [sys.executable, "-m", "course_tools.notebooks.execute", "_one", str(source), str(output), str(result_file),
            "--cell-timeout", str(timeout)]  # one cell may use the notebook's whole budget
     if not smoke:
         cmd.append("--full")
+    env = {k: v for k, v in os.environ.items() if k != CLAIMS_ENV_VAR}
+    if audit_claims and not smoke:
+        env[CLAIMS_ENV_VAR] = "audit"
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
     try:
         log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -171,11 +208,13 @@ def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int) ->
 
 def _cached_result(source: Path, output: Path, record: dict, seconds: float) -> RunResult:
     detail = f"executed {record.get('date', '?')} in {record.get('seconds', '?')} s on {record.get('device', '?')}"
+    claims = {k: int(record.get(k, 0)) for k in ("claims_checked", "claims_failed", "claims_unchecked")}
     return RunResult(str(source), str(output), round(seconds, 2), "cached", detail,
-                     int(record.get("skipped_gpu_cells", 0)))
+                     int(record.get("skipped_gpu_cells", 0)), **claims)
 
 
-def _run_cached(source: Path, output: Path, key: cache.CacheKey, smoke: bool, timeout: int, use_cache: bool) -> RunResult:
+def _run_cached(source: Path, output: Path, key: cache.CacheKey, smoke: bool, timeout: int, use_cache: bool,
+                audit_claims: bool = False) -> RunResult:
     """Reuse ``output`` when its record matches ``key``; otherwise execute and, on success, record the run."""
     start = time.perf_counter()
     if use_cache:
@@ -183,9 +222,11 @@ def _run_cached(source: Path, output: Path, key: cache.CacheKey, smoke: bool, ti
         if record is not None:
             return _cached_result(source, output, record, time.perf_counter() - start)
     cache.record_path(output).unlink(missing_ok=True)  # a stale record must never vouch for a new output
-    result = _run_in_subprocess(source, output, smoke, timeout)
+    result = _run_in_subprocess(source, output, smoke, timeout, audit_claims)
     if result.status == "ok" and output.exists():
         meta = json.loads(output.read_text(encoding="utf-8")).get("metadata", {}).get("course", {})
+        if audit_claims and not smoke:
+            meta = {**meta, "claims_audited": True}
         cache.write_record(output, key, {**meta, "source": os.path.relpath(source, REPO_ROOT),
                                          "skipped_gpu_cells": result.skipped_gpu_cells})
     return result
@@ -200,8 +241,12 @@ def execute_many(
     build_dir: Path = BUILD_DIR,
     use_cache: bool = True,
     lib_dir: Path | None = None,
+    audit_claims: bool = False,
 ) -> list[RunResult]:
     """Execute ``sources`` in parallel (``jobs`` at once, default = cores), each in its own process.
+
+    ``audit_claims`` (full mode only): a claim that does not hold is counted and the run goes on;
+    such runs have their own cache key, so a plain full run never reuses one.
 
     A source whose executed notebook in ``build_dir`` has a matching cache record is not executed
     (status ``cached``) unless ``use_cache`` is False; ``lib_dir`` is the ``course_lib`` hashed into the
@@ -213,23 +258,28 @@ def execute_many(
     work = []
     for s in sources:
         source = Path(s)
-        key = cache.cache_key(source, smoke=smoke, gpu_cells=gpu_cells, library_sha256=library_sha256)
+        key = cache.cache_key(source, smoke=smoke, gpu_cells=gpu_cells, library_sha256=library_sha256,
+                              audit_claims=audit_claims and not smoke)
         work.append((source, output_path(source, build_dir), key))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_cached, source, out, key, smoke, timeout, use_cache) for source, out, key in work]
+        futures = [pool.submit(_run_cached, source, out, key, smoke, timeout, use_cache, audit_claims) for source, out, key in work]
         return [f.result() for f in futures]
 
 
 def format_table(results: list[RunResult]) -> str:
     """The notebook → seconds → status table printed after every run."""
     width = max([len("notebook")] + [len(os.path.relpath(r.source, REPO_ROOT)) for r in results])
-    lines = [f"{'notebook':<{width}}  {'seconds':>8}  status", f"{'-' * width}  {'-' * 8}  ------"]
+    lines = [f"{'notebook':<{width}}  {'seconds':>8}  claims ✔/✘/smoke  status",
+             f"{'-' * width}  {'-' * 8}  {'-' * 16}  ------"]
     for r in results:
         status = r.status + (f" ({r.skipped_gpu_cells} gpu cells skipped)" if r.skipped_gpu_cells else "")
         if r.detail:
             status += f": {r.detail}"
-        lines.append(f"{os.path.relpath(r.source, REPO_ROOT):<{width}}  {r.seconds:>8.1f}  {status}")
-    lines.append(f"{'total':<{width}}  {sum(r.seconds for r in results):>8.1f}")
+        claims = f"{r.claims_checked}/{r.claims_failed}/{r.claims_unchecked}"
+        lines.append(f"{os.path.relpath(r.source, REPO_ROOT):<{width}}  {r.seconds:>8.1f}  {claims:>16}  {status}")
+    lines.append(f"{'total':<{width}}  {sum(r.seconds for r in results):>8.1f}  "
+                 f"{sum(r.claims_checked for r in results)}/{sum(r.claims_failed for r in results)}/"
+                 f"{sum(r.claims_unchecked for r in results)}")
     return "\n".join(lines)
 
 
@@ -247,6 +297,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
     p_exec.add_argument("--build-dir", type=Path, default=None,
                         help="output folder (default: build/executed, or build/executed-full with --full)")
     p_exec.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    p_exec.add_argument("--audit-claims", action="store_true",
+                        help="with --full: print a claim that does not hold and go on (count every claim in one run)")
     p_one = sub.add_parser("_one", help=argparse.SUPPRESS)
     p_one.add_argument("source", type=Path)
     p_one.add_argument("output", type=Path)
@@ -270,13 +322,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
     if missing:
         print(f"no such notebook source: {', '.join(missing)}", file=sys.stderr)
         return 2
-    mode = "full" if args.full else "smoke"
+    if args.audit_claims and not args.full:
+        print("--audit-claims needs --full: smoke mode checks no claims", file=sys.stderr)
+        return 2
+    mode = "full, claims audited" if args.audit_claims else "full" if args.full else "smoke"
     print(f"executing {len(sources)} notebooks ({mode} mode, {args.jobs or os.cpu_count()} at a time, "
           f"GPU cells {'run' if cuda_available() else 'skipped: no CUDA device'}, "
           f"{'no cache (--force)' if args.force else 'unchanged notebooks cached'})", flush=True)
     build_dir = args.build_dir or (FULL_BUILD_DIR if args.full else BUILD_DIR)
     results = execute_many(sources, smoke=not args.full, jobs=args.jobs, timeout=args.timeout, build_dir=build_dir,
-                           use_cache=not args.force)
+                           use_cache=not args.force, audit_claims=args.audit_claims)
     print(format_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

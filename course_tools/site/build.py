@@ -187,7 +187,12 @@ def run_note(nb, mode: str) -> str:
         parts.append(f"on {meta['device']}")
     if meta.get("executor"):
         parts.append(f"by {meta['executor']}")
-    return ", ".join(parts) + "."
+    note = ", ".join(parts) + "."
+    checked, failed = int(meta.get("claims_checked", 0) or 0), int(meta.get("claims_failed", 0) or 0)
+    if checked or failed:
+        note += f" Claims checked: {checked} held"
+        note += f", **{failed} did not hold** (marked ✘ where they stand)." if failed else "."
+    return note
 
 
 def prepare_lecture(nb, mode: str | None = None, api_modules: set[str] | None = None):

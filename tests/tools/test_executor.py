@@ -168,3 +168,40 @@ def test_nbval_skips_gpu_cells_without_cuda_and_keeps_the_execution(tmp_path, ha
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+CLAIMS_DEMO = '''# %% tags=["parameters"]
+SMOKE = False
+
+# %%
+from course_lib.notebook import claim, setup_notebook
+SMOKE = setup_notebook(SMOKE)
+claim(2 > 1, "two beats one")
+
+# %%
+claim(1 > 2, "one beats two")
+
+# %%
+print("after the failed claim")
+'''
+
+
+def test_claims_are_counted_and_audit_mode_runs_past_a_failed_claim(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_GPU", "0")
+    monkeypatch.delenv("COURSE_SMOKE", raising=False)
+    monkeypatch.setenv("COURSE_CLAIMS", "audit")  # the executor, not the caller's environment, decides
+    src = tmp_path / "lectures" / "95-claims" / "95-claims.py"
+    src.parent.mkdir(parents=True)
+    src.write_text(CLAIMS_DEMO)
+    [plain] = execute_many([src], smoke=False, jobs=1, timeout=120, build_dir=tmp_path / "plain")
+    assert plain.status == "failed" and "one beats two" in plain.detail
+    assert (plain.claims_checked, plain.claims_failed) == (1, 0)
+    [audited] = execute_many([src], smoke=False, jobs=1, timeout=120, build_dir=tmp_path / "audit", audit_claims=True)
+    assert audited.status == "ok", audited.detail
+    assert (audited.claims_checked, audited.claims_failed, audited.claims_unchecked) == (1, 1, 0)
+    assert outputs(Path(audited.output))[-1] == "after the failed claim\n"
+    record = json.loads(Path(audited.output).with_name("95-claims.run.json").read_text())
+    assert record["claims_audited"] and record["claims_failed"] == 1 and record["parts"]["mode"] == "full-audit-claims"
+    [smoke] = execute_many([src], smoke=True, jobs=1, timeout=120, build_dir=tmp_path / "smoke", audit_claims=True)
+    assert smoke.status == "ok" and (smoke.claims_checked, smoke.claims_unchecked) == (0, 2)
+    assert "1/1/0" in format_table([audited]) and "claims" in format_table([audited])

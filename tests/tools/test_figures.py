@@ -42,6 +42,18 @@ def test_claim_follows_the_mode_setup_notebook_resolved(monkeypatch, capsys):
         notebook.claim(False, "x")
 
 
+def test_claim_audit_mode_prints_a_failed_full_mode_claim_and_goes_on(monkeypatch, capsys):
+    monkeypatch.setenv(notebook.CLAIMS_ENV_VAR, "audit")
+    failed = notebook.claim(1 > 2, "one beats two", smoke=False)
+    out = capsys.readouterr().out
+    assert not failed and failed.checked and out.startswith(notebook.CLAIM_FAILED_MARK) and "one beats two" in out
+    held = notebook.claim(2 > 1, "two beats one", smoke=False)
+    assert held and capsys.readouterr().out.startswith(notebook.CLAIM_CHECKED_MARK)
+    monkeypatch.setenv(notebook.CLAIMS_ENV_VAR, "")
+    with pytest.raises(AssertionError, match="one beats two"):
+        notebook.claim(1 > 2, "one beats two", smoke=False)
+
+
 def _labelled(ax):
     ax.set_xlabel("x")
     ax.set_ylabel("y")

@@ -27,6 +27,7 @@ from course_lib.gpu import SKIP_MESSAGE
 from course_tools import site, syllabus
 from course_tools.grading.leaks import html_text
 from course_tools.layout import REPO_ROOT
+from course_tools.site.build import run_note
 
 ROOT = REPO_ROOT
 EXECUTED = ROOT / "build" / "executed"
@@ -487,3 +488,13 @@ def test_no_page_scrolls_sideways_at_1280_px(browser, served, built):
         if sizes["doc"][0] > sizes["doc"][1] or sizes["article"][0] > sizes["article"][1] + 1 or sizes["eqs"]:
             wide.append(f"{page}: {sizes}")
     assert wide == [], "pages wider than a 1280 px window:\n" + "\n".join(wide)
+
+
+def test_run_note_states_the_claims_a_full_run_checked_and_those_that_failed():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["course"] = {"mode": "full", "seconds": 12.0, "claims_checked": 7, "claims_failed": 0}
+    assert run_note(nb, "full").endswith("Claims checked: 7 held.")
+    nb.metadata["course"]["claims_failed"] = 2
+    assert "**2 did not hold**" in run_note(nb, "full")
+    nb.metadata["course"] = {"mode": "smoke", "claims_unchecked": 5}
+    assert "Claims" not in run_note(nb, "smoke")

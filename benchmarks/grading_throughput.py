@@ -14,6 +14,11 @@ temporary course in smoke mode (``COURSE_SMOKE=1``) by
 Seconds per submission = wall-clock of the whole run / submissions (feedback and CSV export are
 not included; the gradebook writes are). The speed-up is the 1-worker time over the 2-worker time.
 
+Then the overhead the trusted evaluator costs on each of the four first assignments (01–04): the
+median seconds of grading one honest submission (the solution) with 1 worker, over the median
+seconds of plain execution of the same notebook, interleaved run by run so that the machine's load
+falls on both alike (issue 11's goal: at most 1.3x).
+
 ``--smoke`` (CI) grades 2 submissions of a tiny synthetic assignment (one function, one test, no
 torch), so it checks that the pipeline runs rather than measuring it; most of its time is nbgrader
 registering the assignment and starting kernels.
@@ -41,6 +46,10 @@ from course_tools.layout import (
 )
 
 NAME = "01-neural-networks"
+#: the assignments the overhead is measured on, and how many runs of each side
+OVERHEAD_ASSIGNMENTS = ("01-neural-networks", "02-backpropagation", "03-convolutions",
+                        "04-optimization-regularization")
+OVERHEAD_RUNS = 6
 NB = f"{NAME}.ipynb"
 REPO = REPO_ROOT
 
@@ -108,6 +117,35 @@ def _plain_execution(course: Path, name: str, runs: int) -> list[float]:
     return times
 
 
+def _overhead(tmp: Path, cfg, runs: int) -> list[tuple[str, float, float]]:
+    """(assignment, plain s, graded s per submission) for each of :data:`OVERHEAD_ASSIGNMENTS`.
+
+    Plain: the median of ``runs`` executions of the solution notebook, half before and half after
+    the grading. Graded: one run of the grader over ``runs`` honest submissions (the solution), wall
+    seconds / ``runs``, as a class is graded (the run's fixed costs shared among its submissions).
+    """
+    from course_tools.grading import autograde as ag
+    from course_tools.grading.release import generate
+
+    rows = []
+    for name in OVERHEAD_ASSIGNMENTS:
+        course = _course(tmp / name, name)
+        generate(name, course)
+        plain = _plain_execution(course, name, runs // 2)
+        for i in range(runs):
+            folder = course / GRADING / "submitted" / f"honest{i:02d}" / name
+            folder.mkdir(parents=True)
+            shutil.copy(course / SOLUTIONS / name / f"{name}.ipynb", folder)
+        start = time.perf_counter()
+        summary = ag.autograde(name, course, jobs=1, config=cfg, feedback=False, export=False, log=lambda m: None)
+        graded = (time.perf_counter() - start) / runs
+        if summary.failed or len(summary.graded) != runs:
+            raise RuntimeError(f"grading the solution of {name} failed: {summary}")
+        plain += _plain_execution(course, name, runs - runs // 2)
+        rows.append((name, statistics.median(plain), graded))
+    return rows
+
+
 def run(smoke: bool) -> BenchmarkReport:
     from course_tools.grading import autograde as ag
     from course_tools.grading import sandbox as sb
@@ -158,6 +196,16 @@ def run(smoke: bool) -> BenchmarkReport:
     report.figures["overhead vs plain execution, 1 worker (x)"] = round(results[(1, False)] / plain_s, 3)
     if (1, True) in results:
         report.figures["sandbox cost s per submission (1 worker)"] = round(results[(1, False)] - results[(1, True)], 3)
+    if not smoke:
+        with tempfile.TemporaryDirectory(prefix="grading-overhead-") as tmp:
+            rows = _overhead(Path(tmp), cfg, OVERHEAD_RUNS)
+        for name, plain_s, graded_s in rows:
+            report.add_row(f"overhead on {name}: plain execution", "none", 1, OVERHEAD_RUNS, "", round(plain_s, 2), 1.0)
+            report.add_row(f"overhead on {name}: robust grader (trusted evaluator)", iso.variant, 1, OVERHEAD_RUNS, "",
+                           round(graded_s, 2), round(graded_s / plain_s, 2))
+            report.figures[f"overhead vs plain execution, {name} (x)"] = round(graded_s / plain_s, 3)
+        report.figures["overhead vs plain execution, worst of the four assignments (x)"] = round(
+            max(g / p for _, p, g in rows), 3)
     report.notes.append(f"isolation: {iso.describe()}")
     report.notes.append(f"machine cores: {os.cpu_count()} (shared with other jobs while measuring: load average "
                         f"{os.getloadavg()[0]:.1f} at the end)")

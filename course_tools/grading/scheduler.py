@@ -6,8 +6,11 @@ finishes: the worker's report and the graded and redacted notebooks, as data. On
 writes them (reports, gradebook, ``grades.csv``), so both give the same files and grades.
 
 :class:`LocalPool`
-    ``--jobs N`` worker processes (``python -m course_tools.grading.autograde --worker JOB``) at a
-    time on this machine; each dies with the client (``PR_SET_PDEATHSIG``).
+    ``--jobs N`` worker processes at a time on this machine, each forked from a fork server that
+    imported the grader and numpy/torch once (:mod:`course_tools.grading.worker_preload`; with
+    ``COURSE_GRADER_FORKSERVER=0``, or where there is no fork server, a fresh
+    ``python -m course_tools.grading.autograde --worker JOB``); each dies with the client
+    (``PR_SET_PDEATHSIG``).
 :class:`DaskCluster`
     ``--cluster tcp://host:8786``: a Dask distributed scheduler. Each task (:func:`grade_remote`)
     unpacks one submission and its sources into a private temporary folder on a worker and runs the
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -130,9 +134,84 @@ def worker_preexec() -> None:
     sb._libc().prctl(sb.PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def start_worker(spec: dict[str, Any], job_path: Path, log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    """Write the job and start its worker process (output into ``log_path``)."""
+#: ``COURSE_GRADER_FORKSERVER=0``: start every worker as a fresh interpreter (slower; for debugging)
+FORKSERVER_ENV_VAR = "COURSE_GRADER_FORKSERVER"
+WORKER_PRELOAD = "course_tools.grading.worker_preload"
+_forkserver: Any = None
+
+
+def _worker_context() -> Any:
+    """The ``multiprocessing`` fork-server context workers are forked from (None: not available)."""
+    global _forkserver
+    if os.environ.get(FORKSERVER_ENV_VAR, "1").strip() == "0" or multiprocessing.current_process().daemon:
+        return None  # a daemonic process (a Dask worker's) may not start multiprocessing children
+    if _forkserver is None:
+        if "forkserver" not in multiprocessing.get_all_start_methods():
+            return None
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([WORKER_PRELOAD])
+        _forkserver = ctx
+    return _forkserver
+
+
+def _forked_worker(job_path: str, log_path: str, cwd: str, env: dict[str, str]) -> None:
+    """A worker forked from the fork server: the client's environment and folder, output into the log."""
+    worker_preexec()
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.environ.clear()
+    os.environ.update(env)  # as the client has it now, not as it was when the fork server started
+    os.chdir(cwd)
+    rc = 1
+    try:
+        from course_tools.grading.autograde import worker_main
+
+        rc = worker_main(job_path)
+    except BaseException:  # noqa: BLE001 - reported by collect() from the log, as for a crashed process
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(rc)
+
+
+class ForkedWorker:
+    """A worker process from the fork server, with the part of ``Popen``'s interface the pool uses."""
+
+    def __init__(self, process: Any):
+        self.process = process
+        self.pid = process.pid
+
+    def poll(self) -> int | None:
+        return None if self.process.is_alive() else self.process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"grader worker {self.pid}", timeout or 0.0)
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.process.kill()
+
+
+def start_worker(spec: dict[str, Any], job_path: Path, log_path: Path, cwd: Path,
+                 fork: bool = True) -> subprocess.Popen[bytes] | ForkedWorker:
+    """Write the job and start its worker process (output into ``log_path``): forked from the fork
+    server (:func:`_worker_context`), or, with ``fork=False`` or where there is none, a fresh interpreter."""
     job_path.write_text(json.dumps(spec))
+    ctx = _worker_context() if fork else None
+    if ctx is not None:
+        process = ctx.Process(target=_forked_worker, args=(str(job_path), str(log_path), str(cwd), dict(os.environ)),
+                              name=f"grader-worker-{spec.get('student', '')}", daemon=False)
+        process.start()
+        return ForkedWorker(process)
     with open(log_path, "wb") as logf:
         return subprocess.Popen(
             [sys.executable, "-m", "course_tools.grading.autograde", "--worker", str(job_path)],
@@ -291,7 +370,7 @@ class LocalPool(Scheduler):
     def grade(self, jobs: Iterable[Job], timeout: float) -> Iterator[Outcome]:
         pending = list(jobs)
         slots = SlotPool()
-        running: dict[int, tuple[subprocess.Popen[bytes], dict[str, Any], int, float, Path]] = {}
+        running: dict[int, tuple[subprocess.Popen[bytes] | ForkedWorker, dict[str, Any], int, float, Path]] = {}
         try:
             while pending or running:
                 while pending and len(running) < self.workers:
@@ -520,7 +599,7 @@ def grade_remote(
             "tmp_root": tmp_root if tmp_root and Path(tmp_root).is_dir() else None,
         }
         log_path = base / "worker.log"
-        proc = start_worker(local, base / "job.json", log_path, base)
+        proc = start_worker(local, base / "job.json", log_path, base, fork=False)  # a Dask worker is daemonic
         killed_after = None
         try:
             rc = proc.wait(timeout)

@@ -441,14 +441,16 @@ print(f"test accuracy: {100 * _acc:.1f} %")
 assert _acc >= 0.95, f"test accuracy {100 * _acc:.1f} % is below the required 95 %"
 ### BEGIN HIDDEN TESTS
 # the student's layers, trained by a reference loop with a different seed and split, must also learn
+# (mini-batches of 128 at learning rate 0.5: 300 steps reach 97-98 % with correct layers, as 1,200
+# steps of 32 at 0.1 do, and each step's calls of the student's code cost the grader a round trip)
 _Xa, _Xb, _ya, _yb = train_test_split(X_all, y_all, test_size=0.3, random_state=7, stratify=y_all)
 _rng = np.random.default_rng(99)
 _m = [Linear(64, 48, rng=_rng), ReLU(), Linear(48, 10, rng=_rng)]
 _lf = SoftmaxCrossEntropy()
 for _epoch in range(30):
     _order = _rng.permutation(len(_Xa))
-    for _s in range(0, len(_Xa), 32):
-        _idx = _order[_s : _s + 32]
+    for _s in range(0, len(_Xa), 128):
+        _idx = _order[_s : _s + 128]
         _o = _Xa[_idx]
         for _layer in _m:
             _o = _layer.forward(_o)
@@ -458,7 +460,7 @@ for _epoch in range(30):
             _gr = _layer.backward(_gr)
         for _layer in _m:
             for _k in _layer.params:
-                _layer.params[_k] = _layer.params[_k] - 0.1 * _layer.grads[_k]
+                _layer.params[_k] = _layer.params[_k] - 0.5 * _layer.grads[_k]
 _o = _Xb
 for _layer in _m:
     _o = _layer.forward(_o)

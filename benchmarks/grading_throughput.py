@@ -49,7 +49,7 @@ NAME = "01-neural-networks"
 #: the assignments the overhead is measured on, and how many runs of each side
 OVERHEAD_ASSIGNMENTS = ("01-neural-networks", "02-backpropagation", "03-convolutions",
                         "04-optimization-regularization")
-OVERHEAD_RUNS = 6
+OVERHEAD_RUNS = 10
 NB = f"{NAME}.ipynb"
 REPO = REPO_ROOT
 
@@ -209,9 +209,11 @@ def run(smoke: bool) -> BenchmarkReport:
     report.notes.append(f"isolation: {iso.describe()}")
     report.notes.append(f"machine cores: {os.cpu_count()} (shared with other jobs while measuring: load average "
                         f"{os.getloadavg()[0]:.1f} at the end)")
-    report.notes.append("per submission the grader starts a worker process (the trusted evaluator) and a kernel "
-                        "in the sandbox; test cells run in the evaluator and reach the student's code through "
-                        "proxies (one socket round trip per call; plain attribute and dict/list reads are served from the evaluator's copy while no student code ran, plain writes are not waited for)")
+    report.notes.append("per submission the grader forks a worker process (the trusted evaluator) from a fork "
+                        "server that imported the grader and numpy/torch once, and starts a kernel in the sandbox; "
+                        "test cells run in the evaluator and reach the student's code through proxies (one socket "
+                        "round trip per call; plain attribute and dict/list reads are served from the evaluator's "
+                        "copy while no student code ran, plain writes are not waited for)")
     return report
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sqlite3
 from pathlib import Path
 
@@ -168,3 +169,33 @@ def test_slots_are_unique_on_a_machine(tmp_path):
     assert b.claim() == got[0]
     a.close()
     b.close()
+
+
+def test_local_workers_are_forked_from_the_preloaded_fork_server_unless_switched_off(monkeypatch, tmp_path):
+    """The local pool forks workers from a fork server (the Dask test above checks that they grade as
+    the fresh interpreters of Dask tasks do); a worker's output goes to its log and its exit status back."""
+    monkeypatch.setenv(scheduler.FORKSERVER_ENV_VAR, "0")
+    assert scheduler._worker_context() is None
+    monkeypatch.setenv(scheduler.FORKSERVER_ENV_VAR, "1")
+    assert scheduler._worker_context().get_start_method() == "forkserver"
+    log = tmp_path / "worker.log"
+    proc = scheduler.start_worker({"student": "s1"}, tmp_path / "job.json", log, tmp_path)
+    assert isinstance(proc, scheduler.ForkedWorker)
+    rc = proc.wait(120)
+    assert rc == 1 and proc.poll() == 1, "a worker whose job is not a full spec fails"
+    text = log.read_text()
+    assert "Traceback" in text and "KeyError" in text, text[-500:]
+    with pytest.raises(subprocess.TimeoutExpired):
+        slow = scheduler.ForkedWorker(_sleeper())
+        slow.wait(0.1)
+    slow.kill()
+    assert slow.wait(10) != 0
+
+
+def _sleeper():
+    import multiprocessing
+    import time
+
+    p = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+    p.start()
+    return p

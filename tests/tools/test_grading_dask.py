@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import nbformat

@@ -35,6 +35,9 @@ SOURCE_DIRS = (LECTURES, SOLUTIONS)
 
 #: environment variable of the grading workers: ``autograde`` while a submission is graded
 NBGRADER_EXECUTION_ENV_VAR = "NBGRADER_EXECUTION"
+#: ``0``: the local grading pool starts each worker as a fresh interpreter instead of forking it
+#: from its preloaded fork server (slower; for debugging the worker start)
+GRADER_FORKSERVER_ENV_VAR = "COURSE_GRADER_FORKSERVER"
 #: the grader's sandbox: first uid of the per-slot kernel users, the bwrap binary to use, and a
 #: forced sandbox variant (tests of the weaker variants). sandbox.py defines them because it also
 #: runs inside the sandbox as a standalone script, where this package is not visible.
@@ -144,6 +147,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = CourseLayout(REPO_ROOT)
 
 __all__ = [
+    "GRADER_FORKSERVER_ENV_VAR",
     "ASSIGNMENTS",
     "BENCHMARKS",
     "BOOK",

@@ -44,6 +44,7 @@ from typing import IO, Any
 
 from course_tools.grading import sandbox as sb
 from course_tools.grading.config import MAX_NOTEBOOK_BYTES, MAX_SUBMISSION_BYTES
+from course_tools.layout import GRADER_FORKSERVER_ENV_VAR
 
 #: slots per machine (kernel uids uid_base .. uid_base + MAX_SLOTS - 1 when grading as root)
 MAX_SLOTS = 256
@@ -135,7 +136,7 @@ def worker_preexec() -> None:
 
 
 #: ``COURSE_GRADER_FORKSERVER=0``: start every worker as a fresh interpreter (slower; for debugging)
-FORKSERVER_ENV_VAR = "COURSE_GRADER_FORKSERVER"
+FORKSERVER_ENV_VAR = GRADER_FORKSERVER_ENV_VAR
 WORKER_PRELOAD = "course_tools.grading.worker_preload"
 _forkserver: Any = None
 

@@ -420,10 +420,9 @@ def activation_stats(init, act):
 
 stats = {(act.__name__, name): activation_stats(init, act) for act in (nn.Tanh, nn.ReLU) for name, init in INITS.items()}
 
-fig, axes = subplots(2, len(INITS), figsize=(15, 9.5), sharey=True)
-for row, act in enumerate(("Tanh", "ReLU")):
-    for col, name in enumerate(INITS):
-        ax = axes[row, col]
+for act in ("Tanh", "ReLU"):  # one figure per nonlinearity, 2x2, so that the labels stay readable on a page
+    fig, axes = subplots(2, 2, figsize=(10, 8.5), sharey=True)
+    for col, (ax, name) in enumerate(zip(axes.flat, INITS)):
         acts, _ = stats[act, name]
         top = 1.0 if act == "Tanh" else max(max(a.max().item() for a in acts), 1e-12)
         edges = np.linspace(-1.0 if act == "Tanh" else 0.0, top, 41)
@@ -431,13 +430,15 @@ for row, act in enumerate(("Tanh", "ReLU")):
             counts, _ = np.histogram(a.flatten().numpy().clip(edges[0], edges[-1]), bins=edges)
             height = 0.9 * counts / max(counts.max(), 1)
             ax.stairs(layer + height, edges, baseline=layer, fill=True, color=f"C{col}", alpha=0.75)
-            ax.text(edges[-1], layer + 0.45, f"std {a.std():.0e}", ha="right", fontsize=9)
+            ax.text(edges[-1], layer + 0.45, f"std {a.std():.0e}", ha="right", fontsize=10)
         ax.set_title(f"{act}, {name}")
         ax.set_yticks(np.arange(DEPTH) + 0.4, [str(i + 1) for i in range(DEPTH)])
         ax.grid(False)
         ax.set_xlabel("activation" + (" (0 to max)" if act == "ReLU" else ""))
-    axes[row, 0].set_ylabel("layer")
-show(fig, "Histograms of each layer's activations for every initialisation (each histogram scaled to its own peak).")
+        if col % 2 == 0:
+            ax.set_ylabel("layer")
+    show(fig, f"{act} network: histograms of each layer's activations for every initialisation "
+              "(each histogram scaled to its own peak).")
 
 fig, axes = subplots(1, 2, figsize=(13, 4.2))
 for act, ax in zip(("Tanh", "ReLU"), axes):

@@ -14,7 +14,7 @@ import sys
 
 # jsonschema (imported by nbformat) builds ~40 parsers for the optional "iri" format checker of
 # rfc3987_syntax at import time: 2+ s for a format nbformat never uses (as in autograde.main)
-sys.modules.setdefault("rfc3987_syntax", None)
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import jupyter_client  # noqa: E402,F401
 import nbformat  # noqa: E402,F401

@@ -14,6 +14,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -199,3 +200,20 @@ def _sleeper():
     p = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
     p.start()
     return p
+
+
+def test_the_fork_servers_preload_imports_what_every_worker_needs():
+    """What :mod:`course_tools.grading.worker_preload` promises, in a fresh interpreter (it changes
+    sys.modules: rfc3987_syntax is blocked, as the worker's entry point does)."""
+    code = (
+        "import sys, course_tools.grading.worker_preload\n"
+        "need = ['jupyter_client', 'nbformat', 'numpy', 'torch', 'course_tools.grading.autograde',\n"
+        "        'course_tools.grading.evaluator', 'course_tools.grading.kernel', 'course_tools.grading.runner']\n"
+        "missing = [m for m in need if m not in sys.modules]\n"
+        "assert not missing, missing\n"
+        "assert sys.modules['rfc3987_syntax'] is None\n"
+        "print('preloaded', len(need))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 0 and "preloaded 8" in proc.stdout, proc.stdout + proc.stderr

@@ -250,6 +250,7 @@ def preexec(iso: Isolation, limits: Limits, *, uid: int | None = None):
     if uid is None and os.geteuid() != 0:
         # RLIMIT_NPROC counts every task of the uid: leave room for what the grader's uid already runs
         nproc += _tasks_of_uid(os.geteuid())
+    launcher = os.getpid()  # preexec_fn is built in the process that starts the kernel
 
     def fn() -> None:
         os.setsid()
@@ -266,6 +267,8 @@ def preexec(iso: Isolation, limits: Limits, *, uid: int | None = None):
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
         _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != launcher:  # the launcher died before the signal was armed: never start
+            os._exit(1)
 
     return fn
 

@@ -9,8 +9,8 @@ writes them (reports, gradebook, ``grades.csv``), so both give the same files an
     ``--jobs N`` worker processes at a time on this machine, each forked from a fork server that
     imported the grader and numpy/torch once (:mod:`course_tools.grading.worker_preload`; with
     ``COURSE_GRADER_FORKSERVER=0``, or where there is no fork server, a fresh
-    ``python -m course_tools.grading.autograde --worker JOB``); each dies with the client
-    (``PR_SET_PDEATHSIG``).
+    ``python -m course_tools.grading.autograde --worker JOB``); each dies with the client (a
+    watched pidfd for a forked worker, ``PR_SET_PDEATHSIG`` for a fresh one), its kernels with it.
 :class:`DaskCluster`
     ``--cluster tcp://host:8786``: a Dask distributed scheduler. Each task (:func:`grade_remote`)
     unpacks one submission and its sources into a private temporary folder on a worker and runs the
@@ -30,11 +30,13 @@ import fcntl
 import json
 import multiprocessing
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -155,9 +157,53 @@ def _worker_context() -> Any:
     return _forkserver
 
 
-def _forked_worker(job_path: str, log_path: str, cwd: str, env: dict[str, str]) -> None:
-    """A worker forked from the fork server: the client's environment and folder, output into the log."""
+def _die_with_client(client_pid: int) -> None:
+    """End this forked worker, and with it its kernels, as soon as the client process is gone.
+
+    A forked worker cannot rely on ``PR_SET_PDEATHSIG`` alone: its parent is the fork server, and the
+    fork server only leaves when every holder of its "alive" pipe has closed it — the client *and*
+    each forked child, which inherits the pipe. A SIGKILLed client would leave the fork server and
+    every worker grading on. So the worker closes its copy of the pipe (the fork server then leaves
+    with the client) and watches the client itself: a daemon thread waits on a pidfd (or, where
+    there is none, polls) and exits the process when the client ends, also when it already had."""
+    from multiprocessing import forkserver
+
+    server: Any = getattr(forkserver, "_forkserver", None)  # private API: the SIGKILL test of
+    alive_fd = getattr(server, "_forkserver_alive_fd", None)  # test_grading_hostile checks the outcome
+    if isinstance(alive_fd, int):
+        with contextlib.suppress(OSError):
+            os.close(alive_fd)
+        server._forkserver_alive_fd = None
+    pidfd: int | None = None
+    try:
+        pidfd = os.pidfd_open(client_pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])
+        else:
+            while True:
+                try:
+                    os.kill(client_pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+                time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-client", daemon=True).start()
+
+
+def _forked_worker(job_path: str, log_path: str, cwd: str, env: dict[str, str], client_pid: int) -> None:
+    """A worker forked from the fork server: the client's environment and folder, output into the
+    log; it dies with the client (:func:`_die_with_client`)."""
     worker_preexec()
+    _die_with_client(client_pid)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -209,7 +255,7 @@ def start_worker(spec: dict[str, Any], job_path: Path, log_path: Path, cwd: Path
     job_path.write_text(json.dumps(spec))
     ctx = _worker_context() if fork else None
     if ctx is not None:
-        process = ctx.Process(target=_forked_worker, args=(str(job_path), str(log_path), str(cwd), dict(os.environ)),
+        process = ctx.Process(target=_forked_worker, args=(str(job_path), str(log_path), str(cwd), dict(os.environ), os.getpid()),
                               name=f"grader-worker-{spec.get('student', '')}", daemon=False)
         process.start()
         return ForkedWorker(process)

@@ -832,10 +832,22 @@ def test_sigkill_midway_then_resume_gives_the_uninterrupted_grades(run):
             break
         time.sleep(0.1)
     assert done and proc.poll() is None, "the run ended before it could be killed midway"
+    import psutil
+
+    # the fork server and its workers run a command line that names no course folder: follow the tree
+    descendants = psutil.Process(proc.pid).children(recursive=True)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(3)
     assert not _our_processes(course), f"processes outlived the killed run: {_our_processes(course)}"
+    def lives(p) -> bool:
+        try:
+            return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    alive = [p for p in descendants if lives(p)]
+    assert not alive, f"the run's own processes outlived it: {[(p.pid, p.cmdline()[:3]) for p in alive]}"
     finished = [s for s in copies if (reports / f"{s}.json").exists()]
     assert 1 <= len(finished) < len(copies), f"not killed midway: {finished} had reports"
     resumed = ag.autograde(NAME, course, jobs=2, config=CFG, no_sandbox=ISOLATION is None, feedback=False,

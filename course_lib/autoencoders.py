@@ -348,11 +348,16 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, *, spher
 
 
 @torch.no_grad()
-def reconstruction_error(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
-    """Per-example mean squared reconstruction error, the anomaly score of an autoencoder.
+def reconstruction_error(
+    model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, relative: bool = False
+) -> torch.Tensor:
+    """Per-example reconstruction error, the anomaly score of an autoencoder.
 
     x: (N, ...) inputs; ``model(x)`` must return a tensor of the same shape. Returns (N,) with
-    ``score_i = mean((model(x_i) - x_i)^2)`` over the values of example ``i``, computed in eval mode
+    ``score_i = mean((model(x_i) - x_i)^2)`` over the values of example ``i`` or, with
+    ``relative=True``, the error relative to the example's own energy,
+    ``score_i = sum((model(x_i) - x_i)^2) / sum(x_i^2)`` — which removes the plain score's bias
+    towards inputs with little ink (a thin "1" has few pixels to get wrong). Computed in eval mode
     (the model's mode is restored), without gradients, ``batch_size`` examples at a time. Inputs
     unlike the training data (a held-out class, strokes among digits) reconstruct badly and score
     high: rank by score, or threshold it, and measure with ROC-AUC.
@@ -361,6 +366,15 @@ def reconstruction_error(model: nn.Module, x: torch.Tensor, *, batch_size: int =
         raise ValueError(f"x must be a non-empty batch (N, ...), got {tuple(x.shape)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if relative:
+        energy = x.reshape(len(x), -1).pow(2).sum(1)
+        empty = torch.nonzero(energy == 0).flatten()
+        if len(empty):
+            raise ValueError(
+                f"relative=True divides by each input's energy sum(x_i^2), which is 0 for the examples "
+                f"at {empty[:10].tolist()}{' ...' if len(empty) > 10 else ''}: drop them, or use the "
+                "plain score (relative=False)"
+            )
     was_training = model.training
     model.eval()
     try:
@@ -370,7 +384,8 @@ def reconstruction_error(model: nn.Module, x: torch.Tensor, *, batch_size: int =
             out = model(xb)
             if out.shape != xb.shape:
                 raise ValueError(f"model output {tuple(out.shape)} does not match its input {tuple(xb.shape)}")
-            scores.append((out - xb).pow(2).reshape(len(xb), -1).mean(1))
+            err = (out - xb).pow(2).reshape(len(xb), -1)
+            scores.append(err.sum(1) / xb.reshape(len(xb), -1).pow(2).sum(1) if relative else err.mean(1))
     finally:
         model.train(was_training)
     return torch.cat(scores)

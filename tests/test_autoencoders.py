@@ -336,3 +336,24 @@ def test_reconstruction_error_per_example_batched_and_mode_restored():
     torch.testing.assert_close(reconstruction_error(model, x), expected)
     with pytest.raises(ValueError, match="does not match"):
         reconstruction_error(nn.Flatten(), x)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_relative_reconstruction_error_divides_by_each_inputs_energy(seed):
+    gen = torch.Generator().manual_seed(seed)
+    n, shape = int(torch.randint(2, 40, (1,), generator=gen)), tuple(torch.randint(1, 7, (3,), generator=gen).tolist())
+    d = int(np.prod(shape))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(d, d), nn.Unflatten(1, shape))
+    x = torch.rand((n, *shape), generator=gen) * torch.rand((n,) + (1,) * len(shape), generator=gen)
+    with torch.no_grad():
+        out = model(x).numpy().reshape(n, -1)
+    flat = x.numpy().reshape(n, -1)
+    expected = np.array([np.sum((o - v) ** 2) / np.sum(v**2) for o, v in zip(out, flat)])
+    got = reconstruction_error(model, x, relative=True, batch_size=int(torch.randint(1, n + 1, (1,), generator=gen)))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
+    # the plain score times d / energy is the relative one
+    plain = reconstruction_error(model, x).numpy()
+    np.testing.assert_allclose(plain * d / (flat**2).sum(1), expected, rtol=1e-5)
+    x[n // 2] = 0
+    with pytest.raises(ValueError, match=rf"energy.*\[{n // 2}\].*relative=False"):
+        reconstruction_error(model, x, relative=True)

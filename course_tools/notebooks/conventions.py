@@ -134,9 +134,13 @@ def skeleton_problems(nb, *, assignment: str | None = None, modules: list[str] |
 
 
 def executed_problems(nb) -> list[str]:
-    """Figure problems, uncaptioned figures and errors an executed lecture notebook shows."""
+    """Figure problems, uncaptioned figures and errors an executed lecture notebook shows, and
+    whether the executor killed it on its timeout (``metadata.course.timed_out_in``)."""
     cells = nb["cells"] if isinstance(nb, dict) else nb.cells
     problems = []
+    timed_out = (nb.get("metadata") or {}).get("course", {}).get("timed_out_in")
+    if timed_out:
+        problems.append(f"killed on its timeout in {timed_out}: the cells after it never ran")
     for i, cell in enumerate(cells):
         if cell.get("cell_type") != "code":
             continue

@@ -116,8 +116,17 @@ def run_metadata(smoke: bool, seconds: float, executor: str) -> dict:
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "device": device}
 
 
-def execute_one(source: Path, output: Path, *, smoke: bool = True, cell_timeout: int = DEFAULT_TIMEOUT_S) -> RunResult:
-    """Execute one notebook source in this process with papermill (the worker of :func:`execute_many`)."""
+def partial_path(output: Path) -> Path:
+    """Where a run in progress keeps its notebook (papermill saves it as each cell starts)."""
+    return output.with_name(f".{output.stem}.partial.ipynb")
+
+
+def execute_one(source: Path, output: Path, *, smoke: bool = True, cell_timeout: int = DEFAULT_TIMEOUT_S,
+                keep_partial: bool = False) -> RunResult:
+    """Execute one notebook source in this process with papermill (the worker of :func:`execute_many`).
+
+    With ``keep_partial``, papermill writes the notebook in progress to :func:`partial_path` instead
+    of a temporary folder, so that a run killed on its timeout still leaves what it had executed."""
     import nbformat
     import papermill
 
@@ -133,7 +142,8 @@ def execute_one(source: Path, output: Path, *, smoke: bool = True, cell_timeout:
     tag = skip_tag(has_cuda)
     extra = {"skip_cells_with_tag": tag} if tag else {}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp_out = Path(tmp) / output.name
+        tmp_out = partial_path(output) if keep_partial else Path(tmp) / output.name
+        tmp_out.parent.mkdir(parents=True, exist_ok=True)
         try:
             papermill.execute_notebook(
                 nb,
@@ -159,6 +169,7 @@ def execute_one(source: Path, output: Path, *, smoke: bool = True, cell_timeout:
             claims = count_claims(executed)
             executed.metadata["course"].update(claims)
             write_notebook(executed, output)
+            tmp_out.unlink(missing_ok=True)
         else:
             claims = {}
     return RunResult(str(source), str(output), round(time.perf_counter() - start, 2), status, detail, skipped,
@@ -173,7 +184,7 @@ def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int, au
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         result_file = Path(fh.name)
     cmd = [sys.executable, "-m", "course_tools.notebooks.execute", "_one", str(source), str(output), str(result_file),
-           "--cell-timeout", str(timeout)]  # one cell may use the notebook's whole budget
+           "--cell-timeout", str(timeout), "--keep-partial"]  # one cell may use the notebook's whole budget
     if not smoke:
         cmd.append("--full")
     env = {k: v for k, v in os.environ.items() if k != CLAIMS_ENV_VAR}
@@ -188,13 +199,15 @@ def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int, au
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         result_file.unlink(missing_ok=True)
-        return RunResult(str(source), str(output), round(time.perf_counter() - start, 2), "timeout",
-                         f"killed after {timeout} s (notebook timeout)")
+        seconds = round(time.perf_counter() - start, 2)
+        where = _save_timed_out(output, smoke, seconds)
+        return RunResult(str(source), str(output), seconds, "timeout", f"killed after {timeout} s (notebook timeout){where}")
     finally:
         try:  # the kernel is in the same process group: make sure nothing is left running
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    partial_path(output).unlink(missing_ok=True)  # a crashed run leaves no half-written notebook behind
     try:
         result = RunResult(**json.loads(result_file.read_text()))
     except (OSError, ValueError, TypeError):
@@ -204,6 +217,32 @@ def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int, au
     finally:
         result_file.unlink(missing_ok=True)
     return result
+
+
+def _save_timed_out(output: Path, smoke: bool, seconds: float) -> str:
+    """Keep what a notebook killed on its timeout had executed: its partial notebook goes to ``output``
+    (as a failed run's does), its run metadata saying where it stopped. Returns that, for the report."""
+    import nbformat
+
+    partial = partial_path(output)
+    try:
+        nb = nbformat.read(partial, as_version=4)
+    except (OSError, ValueError, nbformat.reader.NotJSONError):
+        partial.unlink(missing_ok=True)
+        return ""  # killed before papermill saved anything (or mid-save)
+    partial.unlink(missing_ok=True)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    running = next((i for i, c in enumerate(code) if c.get("metadata", {}).get("papermill", {}).get("status") == "running"),
+                   None)
+    if running is None:  # between two cells: the first one that has not run
+        running = next((i for i, c in enumerate(code) if c.get("execution_count") is None), len(code) - 1)
+    first_line = next((line for line in code[running].source.splitlines() if line.strip()), "") if code else ""
+    stopped = f"code cell {running + 1} of {len(code)} ({first_line.strip()[:60]!r})"
+    nb.metadata["course"] = {**run_metadata(smoke, seconds, "papermill"), "timed_out_in": stopped,
+                             **count_claims(nb)}
+    write_notebook(nb, output)
+    shown = os.path.relpath(output, REPO_ROOT) if output.resolve().is_relative_to(REPO_ROOT) else str(output)
+    return f" in {stopped}; the cells before it are kept in {shown}"
 
 
 def _cached_result(source: Path, output: Path, record: dict, seconds: float) -> RunResult:
@@ -305,6 +344,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
     p_one.add_argument("result_file", type=Path)
     p_one.add_argument("--full", action="store_true")
     p_one.add_argument("--cell-timeout", type=int, default=DEFAULT_TIMEOUT_S)
+    p_one.add_argument("--keep-partial", action="store_true")
     args = parser.parse_args(argv)
 
     if args.command == "sync":
@@ -314,7 +354,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m course_tools") ->
             print(os.path.relpath(twin, REPO_ROOT))
         return 0
     if args.command == "_one":
-        result = execute_one(args.source, args.output, smoke=not args.full, cell_timeout=args.cell_timeout)
+        result = execute_one(args.source, args.output, smoke=not args.full, cell_timeout=args.cell_timeout,
+                             keep_partial=args.keep_partial)
         args.result_file.write_text(json.dumps(asdict(result)))
         return 0
     sources = [p.resolve() for p in args.paths] or find_sources(LECTURES) + find_sources(SOLUTIONS)

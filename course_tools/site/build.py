@@ -440,6 +440,10 @@ def stage(executed: Path, staging: Path, *, root: Path = REPO_ROOT, book: Path |
         errors = error_outputs(nb)
         if errors:
             report.problems.append(f"{_rel(executed_nb, root)} shows an error: {errors[0]}")
+        timed_out = nb.get("metadata", {}).get("course", {}).get("timed_out_in")
+        if timed_out:
+            report.problems.append(f"{_rel(executed_nb, root)} was killed on its timeout in {timed_out}: the cells "
+                                   "after it never ran (execute it again with a longer --timeout)")
         if plotting_cells(nb) and not image_outputs(nb):
             report.problems.append(
                 f"{_rel(executed_nb, root)}: code cells {plotting_cells(nb)} draw figures but the executed notebook "

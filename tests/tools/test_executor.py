@@ -77,13 +77,26 @@ def test_failures_and_timeouts_are_reported_per_notebook_and_others_still_run(tm
     bad = folder / "97-bad.py"
     bad.write_text('# %% tags=["parameters"]\nSMOKE = False\n# %%\nx = 1\n# %%\nraise ValueError("planted failure")\n')
     slow = folder / "97-slow.py"
-    slow.write_text('# %% tags=["parameters"]\nSMOKE = False\n# %%\nimport time\ntime.sleep(600)\n')
+    slow.write_text('# %% tags=["parameters"]\nSMOKE = False\n# %%\nprint("before the slow cell")\n'
+                    '# %%\nimport time\ntime.sleep(600)\n# %%\nprint("never reached")\n')
     results = {Path(r.source).stem: r for r in execute_many([ok, bad, slow], jobs=3, timeout=20, build_dir=tmp_path / "b")}
     assert results["97-ok"].status == "ok"
     assert results["97-bad"].status == "failed" and "planted failure" in results["97-bad"].detail
     assert "ValueError" in results["97-bad"].detail
     assert Path(results["97-bad"].output).exists(), "a failed notebook's partial output is kept for inspection"
     assert results["97-slow"].status == "timeout" and results["97-slow"].seconds < 60
+    # a timed-out notebook keeps the cells it executed, and says where it stopped (papermill's injected
+    # parameters cell counts: it is in the notebook the reader opens)
+    assert "code cell 4 of 5 ('import time')" in results["97-slow"].detail, results["97-slow"].detail
+    assert str(results["97-slow"].output) in results["97-slow"].detail
+    kept = nbformat.read(results["97-slow"].output, as_version=4)
+    assert kept.metadata["course"]["timed_out_in"].startswith("code cell 4 of 5")
+    printed = ["".join(o.get("text", "")) for c in kept.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert "before the slow cell\n" in printed and not any("never reached" in t for t in printed)
+    assert not list((tmp_path / "b").rglob("*.partial.ipynb")), "no partial file is left behind"
+    from course_tools.notebooks.conventions import executed_problems
+
+    assert any("killed on its timeout in code cell 4 of 5" in p for p in executed_problems(kept))
     table = format_table(list(results.values()))
     assert "timeout" in table and "failed" in table and "total" in table
 

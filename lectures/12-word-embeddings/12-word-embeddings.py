@@ -43,7 +43,7 @@ BROWN_CATS = "news" if SMOKE else None  # the whole Brown corpus (1.16M tokens) 
 EPOCHS = 2 if SMOKE else 5
 DIM = 32 if SMOKE else 100
 D2V_EPOCHS = 5 if SMOKE else 40
-THREADS = 1 if SMOKE else 2
+THREADS = 1  # trainer threads, ours and gensim's alike: with 2, any other busy process on a 2-core machine made each step many times slower
 print(f"smoke mode: {SMOKE}; Brown categories: {BROWN_CATS or 'all'}; {EPOCHS} epochs, d = {DIM}")
 
 brown = [[w.lower() for w in s] for s in load_brown(categories=BROWN_CATS)]

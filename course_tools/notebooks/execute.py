@@ -176,7 +176,8 @@ def execute_one(source: Path, output: Path, *, smoke: bool = True, cell_timeout:
                      **claims)
 
 
-def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int, audit_claims: bool = False) -> RunResult:
+def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int, audit_claims: bool = False,
+                       threads: dict[str, str] | None = None) -> RunResult:
     """Run :func:`execute_one` in a child process group, killed whole on timeout.
 
     The executor, not the caller's environment, decides whether claims are audited (``COURSE_CLAIMS``).
@@ -187,7 +188,7 @@ def _run_in_subprocess(source: Path, output: Path, smoke: bool, timeout: int, au
            "--cell-timeout", str(timeout), "--keep-partial"]  # one cell may use the notebook's whole budget
     if not smoke:
         cmd.append("--full")
-    env = {k: v for k, v in os.environ.items() if k != CLAIMS_ENV_VAR}
+    env = {**{k: v for k, v in os.environ.items() if k != CLAIMS_ENV_VAR}, **(threads or {})}
     if audit_claims and not smoke:
         env[CLAIMS_ENV_VAR] = "audit"
     start = time.perf_counter()
@@ -252,8 +253,17 @@ def _cached_result(source: Path, output: Path, record: dict, seconds: float) -> 
                      int(record.get("skipped_gpu_cells", 0)), **claims)
 
 
+def kernel_threads(jobs: int, running: int) -> dict[str, str]:
+    """The BLAS/torch thread budget of each kernel: ``OMP_NUM_THREADS`` as the caller set it (``make``
+    sets ``NB_THREADS``, 1 by default), or else the cores shared among the notebooks that run at once.
+    Two threads per kernel beside another busy process on 2 cores made small models many times slower."""
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, min(jobs, running))))}
+
+
 def _run_cached(source: Path, output: Path, key: cache.CacheKey, smoke: bool, timeout: int, use_cache: bool,
-                audit_claims: bool = False) -> RunResult:
+                audit_claims: bool = False, threads: dict[str, str] | None = None) -> RunResult:
     """Reuse ``output`` when its record matches ``key``; otherwise execute and, on success, record the run."""
     start = time.perf_counter()
     if use_cache:
@@ -261,7 +271,7 @@ def _run_cached(source: Path, output: Path, key: cache.CacheKey, smoke: bool, ti
         if record is not None:
             return _cached_result(source, output, record, time.perf_counter() - start)
     cache.record_path(output).unlink(missing_ok=True)  # a stale record must never vouch for a new output
-    result = _run_in_subprocess(source, output, smoke, timeout, audit_claims)
+    result = _run_in_subprocess(source, output, smoke, timeout, audit_claims, threads)
     if result.status == "ok" and output.exists():
         meta = json.loads(output.read_text(encoding="utf-8")).get("metadata", {}).get("course", {})
         if audit_claims and not smoke:
@@ -292,6 +302,7 @@ def execute_many(
     key (default: the one the kernels import, :data:`course_tools.notebooks.cache.LIB_DIR`).
     """
     jobs = max(1, jobs or os.cpu_count() or 1)
+    threads = kernel_threads(jobs, min(jobs, len(sources)))
     library_sha256 = cache.library_digest(lib_dir or cache.LIB_DIR)
     gpu_cells = cuda_available()
     work = []
@@ -301,7 +312,8 @@ def execute_many(
                               audit_claims=audit_claims and not smoke)
         work.append((source, output_path(source, build_dir), key))
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_cached, source, out, key, smoke, timeout, use_cache, audit_claims) for source, out, key in work]
+        futures = [pool.submit(_run_cached, source, out, key, smoke, timeout, use_cache, audit_claims, threads)
+                   for source, out, key in work]
         return [f.result() for f in futures]
 
 

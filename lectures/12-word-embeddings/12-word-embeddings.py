@@ -43,7 +43,9 @@ BROWN_CATS = "news" if SMOKE else None  # the whole Brown corpus (1.16M tokens) 
 EPOCHS = 2 if SMOKE else 5
 DIM = 32 if SMOKE else 100
 D2V_EPOCHS = 5 if SMOKE else 40
-THREADS = 1  # trainer threads, ours and gensim's alike: with 2, any other busy process on a 2-core machine made each step many times slower
+# trainer threads, ours and gensim's alike: the OMP_NUM_THREADS that `make course` sets (NB_THREADS, 1 by default);
+# with 2 beside any other busy process on a 2-core machine each step ran many times slower
+THREADS = torch.get_num_threads()
 print(f"smoke mode: {SMOKE}; Brown categories: {BROWN_CATS or 'all'}; {EPOCHS} epochs, d = {DIM}")
 
 brown = [[w.lower() for w in s] for s in load_brown(categories=BROWN_CATS)]

@@ -42,8 +42,9 @@ SMOKE = setup_notebook(SMOKE, seed=0)
 N_TRAIN, N_TEST = (1500, 500) if SMOKE else (None, None)  # None: the whole 90/10 split
 CNN_EPOCHS = 1 if SMOKE else 4
 W2V_SENTS, W2V_DIM, W2V_EPOCHS = (3000, 32, 1) if SMOKE else (None, 100, 3)
-THREADS = 1  # with 2, any other busy process on a 2-core machine made each step many times slower (lectures 14-17)
-torch.set_num_threads(THREADS)
+# torch's threads come from OMP_NUM_THREADS, which `make course` sets (NB_THREADS, 1 by default): with 2 beside
+# any other busy process on a 2-core machine each step ran many times slower
+THREADS = torch.get_num_threads()
 KIM_MR = {"rand": 76.1, "static": 81.0, "non-static": 81.5, "multichannel": 81.1}
 print(f"smoke mode: {SMOKE}; {CNN_EPOCHS} CNN epochs; word2vec d = {W2V_DIM}")
 

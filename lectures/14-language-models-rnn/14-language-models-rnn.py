@@ -59,9 +59,9 @@ TAG_TEST = 200 if SMOKE else 2_077
 TAG_EPOCHS = 1 if SMOKE else 3
 TAG_DIMS = ({"embed_dim": 24, "hidden_size": 24, "char_embed_dim": 8, "char_hidden_size": 8} if SMOKE else
             {"embed_dim": 64, "hidden_size": 96, "char_embed_dim": 16, "char_hidden_size": 24})
-# small recurrent models: a second thread buys little, and beside any other busy process on a 2-core machine
-# it made each step many times slower (lecture 17's biLM: 21 min per epoch with 2 threads, 73 s with 1)
-torch.set_num_threads(1)
+# torch takes its thread count from OMP_NUM_THREADS, which `make course` sets to NB_THREADS (1 by default):
+# these small models gain little from a second thread, and with 2 beside any other busy process on a 2-core
+# machine each step ran many times slower (lecture 17's biLM: 21 min per epoch instead of 73 s)
 print(f"smoke mode: {SMOKE}; device: {DEVICE}")
 
 text = load_tiny_shakespeare()

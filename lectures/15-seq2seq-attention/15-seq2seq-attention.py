@@ -57,9 +57,9 @@ EPOCHS = 2 if SMOKE else 8  # the numbers task (section 4)
 DATE_EPOCHS = 2 if SMOKE else 20  # the date task (sections 1-3): 8 epochs left attention at 97 % exact match
 DIMS = {"embed_dim": 16, "hidden_size": 24} if SMOKE else {"embed_dim": 32, "hidden_size": 64}
 N_BEAM = 20 if SMOKE else 200  # test sentences decoded with beam search (one at a time)
-# small recurrent models: a second thread buys little, and beside any other busy process on a 2-core machine
-# it made each step many times slower (lecture 17's biLM: 21 min per epoch with 2 threads, 73 s with 1)
-torch.set_num_threads(1)
+# torch takes its thread count from OMP_NUM_THREADS, which `make course` sets to NB_THREADS (1 by default):
+# these small models gain little from a second thread, and with 2 beside any other busy process on a 2-core
+# machine each step ran many times slower (lecture 17's biLM: 21 min per epoch instead of 73 s)
 print(f"smoke mode: {SMOKE}; device: {DEVICE}")
 
 date_pairs = make_date_pairs(N_TRAIN + N_TEST, seed=0)

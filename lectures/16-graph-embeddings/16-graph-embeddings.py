@@ -47,9 +47,9 @@ from course_lib.data import load_cora
 from course_lib.notebook import claim, md, setup_notebook, show, subplots
 
 SMOKE = setup_notebook(SMOKE, seed=0)
-# small models: a second thread buys little, and beside any other busy process on a 2-core machine it made
-# each step many times slower (lecture 17's biLM: 21 min per epoch with 2 threads, 73 s with 1)
-torch.set_num_threads(1)
+# torch takes its thread count from OMP_NUM_THREADS, which `make course` sets to NB_THREADS (1 by default):
+# these small models gain little from a second thread, and with 2 beside any other busy process on a 2-core
+# machine each step ran many times slower (lecture 17's biLM: 21 min per epoch instead of 73 s)
 KARATE_WALKS = 10 if SMOKE else 40  # walks per node on the karate club
 CORA = dict(num_walks=1, walk_length=10, dim=16, window=5) if SMOKE else dict(num_walks=5, walk_length=40, dim=64, window=5)
 SWEEP_DIMS = [8, 16] if SMOKE else [16, 64]
@@ -57,7 +57,7 @@ SWEEP_PQ = [(1.0, 1.0), (1.0, 0.5)] if SMOKE else [(1.0, 1.0), (1.0, 0.5), (4.0,
 SWEEP = dict(num_walks=1, walk_length=10, window=5) if SMOKE else dict(num_walks=4, walk_length=40, window=5)
 AE_EPOCHS = 2 if SMOKE else 10
 N_GRAPHS = 20 if SMOKE else 200  # graphs per family in §6
-WORKERS = 1  # threads of the skip-gram trainer (see torch.set_num_threads above)
+WORKERS = torch.get_num_threads()  # threads of the skip-gram trainer (see above)
 print(f"smoke mode: {SMOKE}")
 
 

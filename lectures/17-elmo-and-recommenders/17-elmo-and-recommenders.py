@@ -49,9 +49,9 @@ from course_lib.notebook import claim, md, setup_notebook, show, subplots
 from course_lib.text import Vocab
 
 SMOKE = setup_notebook(SMOKE, seed=0)
-# the models are small (64-unit LSTMs, 8-64-d embeddings): a second thread buys little, and beside any other
-# busy process on a 2-core machine it made each biLM step ~17x slower (21 min per epoch instead of 73 s)
-torch.set_num_threads(1)
+# torch takes its thread count from OMP_NUM_THREADS, which `make course` sets to NB_THREADS (1 by default):
+# these small models gain little from a second thread, and with 2 beside any other busy process on a 2-core
+# machine each step ran many times slower (lecture 17's biLM: 21 min per epoch instead of 73 s)
 LM_SENTENCES = 200 if SMOKE else None  # None: all 12,544 training sentences of UD English-EWT
 LM_EPOCHS = 1 if SMOKE else 3
 LM_HIDDEN = 16 if SMOKE else 64

@@ -68,6 +68,27 @@ def test_executor_full_mode_passes_smoke_false(demo, tmp_path, monkeypatch):
     assert outputs(Path(result.output))[2] == "SMOKE=False env=None\n"
 
 
+def test_kernels_share_the_cores_unless_omp_num_threads_is_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_GPU", "0")
+    folder = tmp_path / "lectures" / "96-threads"
+    folder.mkdir(parents=True)
+    sources = []
+    for name in ("96-a", "96-b"):
+        sources.append(folder / f"{name}.py")
+        sources[-1].write_text('# %% tags=["parameters"]\nSMOKE = False\n# %%\nimport os, torch\n'
+                               'print(os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads())\n')
+    cores = os.cpu_count() or 1
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for jobs, expected in ((1, cores), (2, max(1, cores // 2))):
+        results = execute_many(sources, jobs=jobs, timeout=120, build_dir=tmp_path / f"b{jobs}", use_cache=False)
+        for r in results:
+            assert r.status == "ok", r.detail
+            assert outputs(Path(r.output))[2] == f"{expected} {expected}\n", (jobs, outputs(Path(r.output)))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the caller's choice (make's NB_THREADS) wins, even alone
+    [r] = execute_many(sources[:1], jobs=1, timeout=120, build_dir=tmp_path / "b3", use_cache=False)
+    assert outputs(Path(r.output))[2] == "1 1\n"
+
+
 def test_failures_and_timeouts_are_reported_per_notebook_and_others_still_run(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_GPU", "0")
     folder = tmp_path / "lectures" / "97-mixed"

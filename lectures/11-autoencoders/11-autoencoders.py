@@ -501,8 +501,8 @@ md(f"Precision@10: **{100 * precision['AE codes'][10]:.1f} %** with {LATENTS[-1]
 # The bottleneck matters as much as the score. The code has to be **tight**: a wide code is a
 # general-purpose compressor that reconstructs whatever it is shown, strokes included, while a
 # code of a few numbers only has room for the shapes of the training digits, and decodes anything
-# else into the nearest digit. The detector below uses $k = 8$; the sweep's autoencoders
-# (section 2, $k$ from 2 to 32) show the effect of $k$ on the stroke test.
+# else into the nearest digit. The detector below uses $k = 8$; the autoencoders of section 2's
+# bottleneck sweep show the effect of $k$ on the stroke test.
 
 # %%
 HELD_OUT = 8

@@ -417,6 +417,7 @@ claim(min(results[n]["HR@10"] for n in personal) - results["Popularity"]["HR@10"
       "every personalised model beats popularity by more than 5 standard errors of HR@10")
 claim(min(results[n]["HR@10"] for n in ("NeuMF", "NeuMF (pre-trained)")) > 0.6,
       "NeuMF, from scratch and pre-trained, reaches HR@10 above 0.60")
+claim(spread < 3 * hr_se, "MF, GMF, MLP and both NeuMFs are within 3 standard errors of HR@10 of each other")
 
 # %% [markdown]
 # ## Summary

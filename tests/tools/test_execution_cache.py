@@ -50,7 +50,7 @@ def spy(monkeypatch):
     """Replace the per-notebook subprocess: record the call, write a fake executed notebook, start no kernel."""
     calls: list[tuple[Path, bool]] = []
 
-    def fake(source, output, smoke, timeout, audit_claims=False):
+    def fake(source, output, smoke, timeout, audit_claims=False, threads=None):
         calls.append((Path(source), smoke))
         nb = nbformat.v4.new_notebook()
         nb.metadata["course"] = {"mode": "smoke" if smoke else "full", "date": "2099-01-01 00:00 UTC", "seconds": 1.0,
@@ -167,7 +167,7 @@ def test_an_overwritten_output_or_a_failed_run_is_not_trusted(course, spy, tmp_p
     assert cache.why_not_cached(c["out"], key) == "the executed notebook was overwritten since the last run"
     assert run(c).status == "ok" and len(spy) == 1
 
-    def failing(source, output, smoke, timeout, audit_claims=False):
+    def failing(source, output, smoke, timeout, audit_claims=False, threads=None):
         spy.append((Path(source), smoke))
         return ex.RunResult(str(source), str(output), 0.1, "failed", "code cell 1: ValueError: planted")
 

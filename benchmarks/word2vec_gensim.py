@@ -3,8 +3,9 @@
 Same corpus (Brown, 57,340 sentences, 1,161,192 tokens, lower-cased, punctuation tokens kept), same
 settings for both libraries: d = 100, window 5 (dynamic), 5 negatives, 5 epochs, min_count 5,
 subsampling 1e-3, linear learning-rate decay from 0.025 (skip-gram) / 0.05 (CBOW), FastText
-n-grams 3-6 in 200,000 buckets. Thread counts: gensim ``workers=2``; course_lib ``workers=2``
-torch threads (one Python process: vectorised mini-batches of 1,024 examples, not Hogwild).
+n-grams 3-6 in 200,000 buckets. Thread counts: the same for both libraries, ``THREADS`` (2 unless the
+environment variable ``BENCH_THREADS`` says otherwise): gensim ``workers=THREADS``; course_lib
+``workers=THREADS`` torch threads (one Python process: vectorised mini-batches of 1,024 examples, not Hogwild).
 
 Reported per model and seed: analogy accuracy on gensim's ``questions-words.txt`` (3CosAdd over
 the whole vocabulary, questions with an unknown word skipped; their share is given), Spearman's
@@ -17,6 +18,7 @@ skip-gram also runs on the GPU (mini-batches of 16,384).
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -26,7 +28,7 @@ from course_lib.data import gensim_test_file, load_brown
 from course_lib.text import KeyedVectors, train_fasttext, train_word2vec
 from course_tools.benchmarking import BenchmarkReport, benchmark_main
 
-THREADS = 2
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 
 
 def _evaluate(kv) -> tuple[float, float, float, float]:

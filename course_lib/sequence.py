@@ -442,6 +442,103 @@ def _lstm_step(gx: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh: Tensor | No
     return h, c
 
 
+class _LSTMScan(torch.autograd.Function):
+    """One direction of one LSTM layer over all T steps, with backpropagation through time written
+    by hand (the same equations as :func:`_lstm_step`, whose autograd graph it replaces).
+
+    ``gx (T, N, 4H)``: the input projections ``x_t W_ih^T + b_ih`` of every step (one matrix product
+    per layer, outside this function, so autograd carries its gradient on to ``x``, ``W_ih`` and
+    ``b_ih``); ``h0, c0 (N, H)``; ``w_hh (4H, H)``; ``b_hh (4H,)`` or None; ``mask (T, N, 1)`` bool or
+    None (padded steps keep the state and output zeros); ``reverse``: read the steps T-1 .. 0.
+    Returns ``(outputs (T, N, H), h_n, c_n)``.
+
+    Why it is faster than autograd through ``_lstm_step``: each step's forward is one ``addmm`` and
+    a handful of in-place elementwise ops with no graph recorded, and the backward of a step is
+    one ``(N, 4H) @ (4H, H)`` product plus elementwise gate derivatives, while the gradient of
+    ``W_hh`` over all steps is a single ``(4H, T·N) @ (T·N, H)`` product at the end instead of T
+    small ones. Backward, step t (``dh``, ``dc``: gradients reaching ``h_t``, ``c_t``)::
+
+        dc  += dh ⊙ o ⊙ (1 - tanh²(c_t))
+        d[o] = dh ⊙ tanh(c_t) ⊙ o(1-o)      d[i] = dc ⊙ g ⊙ i(1-i)
+        d[f] = dc ⊙ c_{t-1} ⊙ f(1-f)        d[g] = dc ⊙ i ⊙ (1-g²)
+        dh_{t-1} = d[i,f,g,o] W_hh           dc_{t-1} = dc ⊙ f
+    """
+
+    @staticmethod
+    def forward(ctx: Any, gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+                mask: Tensor | None, reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
+        T, N, G = gx.shape
+        H = G // 4
+        pre = gx if b_hh is None else gx + b_hh
+        acts = torch.empty_like(gx)  # i, f, g, o after their nonlinearities, every step
+        hs = gx.new_empty(T, N, H)  # the state h_t after step t (the output too when there is no mask)
+        cs = gx.new_empty(T, N, H)  # the state c_t after step t
+        tcs = gx.new_empty(T, N, H)  # tanh of the new cell value of step t
+        outs = hs if mask is None else gx.new_empty(T, N, H)
+        w_t = w_hh.t()
+        h, c = h0, c0
+        for t in range(T - 1, -1, -1) if reverse else range(T):
+            a = torch.addmm(pre[t], h, w_t, out=acts[t])
+            a[:, : 2 * H].sigmoid_()
+            a[:, 2 * H : 3 * H].tanh_()
+            a[:, 3 * H :].sigmoid_()
+            c_new = torch.addcmul(a[:, H : 2 * H] * c, a[:, :H], a[:, 2 * H : 3 * H])
+            tc = torch.tanh(c_new, out=tcs[t])
+            h_new = a[:, 3 * H :] * tc
+            if mask is None:
+                h = hs[t].copy_(h_new)
+                c = cs[t].copy_(c_new)
+            else:
+                m = mask[t]
+                torch.mul(h_new, m, out=outs[t])
+                h = torch.where(m, h_new, h, out=hs[t])
+                c = torch.where(m, c_new, c, out=cs[t])
+        ctx.save_for_backward(acts, hs, cs, tcs, h0, c0, w_hh, mask)
+        ctx.reverse, ctx.has_bias = reverse, b_hh is not None
+        return outs, h.clone(), c.clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, d_out: Tensor | None, dh_n: Tensor | None, dc_n: Tensor | None) -> tuple[Any, ...]:
+        acts, hs, cs, tcs, h0, c0, w_hh, mask = ctx.saved_tensors
+        T, N, G = acts.shape
+        H = G // 4
+        reverse = ctx.reverse
+        dh = torch.zeros_like(h0) if dh_n is None else dh_n.clone()
+        dc = torch.zeros_like(c0) if dc_n is None else dc_n.clone()
+        d_pre = torch.empty_like(acts)
+        order = range(T) if reverse else range(T - 1, -1, -1)  # the forward's steps, last first
+        for t in order:
+            first = t == (T - 1 if reverse else 0)
+            prev = (t + 1) if reverse else (t - 1)
+            c_prev = c0 if first else cs[prev]
+            a, tc = acts[t], tcs[t]
+            i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+            dh_new = dh if d_out is None else dh + d_out[t]
+            if mask is not None:
+                m = mask[t]
+                keep = ~m
+                dh_pass, dc_pass = dh * keep, dc * keep  # padded step: the state passes through
+                dh_new = dh_new * m
+                dc = dc * m
+            dc = dc + dh_new * o * (1 - tc * tc)
+            da = d_pre[t]
+            torch.mul(dh_new * tc, o * (1 - o), out=da[:, 3 * H :])
+            torch.mul(dc * g, i * (1 - i), out=da[:, :H])
+            torch.mul(dc * c_prev, f * (1 - f), out=da[:, H : 2 * H])
+            torch.mul(dc * i, 1 - g * g, out=da[:, 2 * H : 3 * H])
+            dc = dc * f
+            dh = da @ w_hh
+            if mask is not None:
+                dh = dh + dh_pass
+                dc = dc + dc_pass
+        # h_{t-1} of every step, in the same layout as d_pre: one product gives dW_hh over all steps
+        h_prev = torch.cat([hs[1:], h0[None]]) if reverse else torch.cat([h0[None], hs[:-1]])
+        dw_hh = d_pre.reshape(T * N, G).t() @ h_prev.reshape(T * N, H)
+        db_hh = d_pre.sum((0, 1)) if ctx.has_bias else None
+        return d_pre, dh, dc, dw_hh, db_hh, None, None
+
+
 def _gru_step(gx: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
     """One GRU step (torch's convention, reset gate after the product) from ``gx: (N, 3H)``."""
     gh = F.linear(h, w_hh, b_hh)
@@ -545,6 +642,7 @@ class _RecurrentLayer(nn.Module):
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.num_layers, self.bidirectional, self.batch_first = num_layers, bidirectional, batch_first
         self.bias, self.dropout = bias, dropout
+        self.bptt = "autograd"  # LSTM may choose "hand": backpropagation through time written out (_LSTMScan)
         self.num_directions = 2 if bidirectional else 1
         G = _GATES[mode] * hidden_size
         for layer in range(num_layers):
@@ -577,6 +675,8 @@ class _RecurrentLayer(nn.Module):
         outs: list[Tensor] = [x.new_empty(0)] * T
         steps = range(T - 1, -1, -1) if reverse else range(T)
         relu = self.mode == "RNN_RELU"
+        if self.mode == "LSTM" and self.bptt == "hand":
+            return _LSTMScan.apply(gx, h, c, w_hh, b_hh, mask, reverse)
         for t in steps:
             if self.mode == "LSTM":
                 h_new, c_new = _lstm_step(gx[t], h, c, w_hh, b_hh)
@@ -679,11 +779,20 @@ class LSTM(_RecurrentLayer):
     """Multi-layer, optionally bidirectional LSTM written from the equations (module docstring),
     the four gates fused in one matrix product per step and the input projections of all steps in
     one product per layer. Parameters, inputs and outputs as ``torch.nn.LSTM`` (``batch_first=True``
-    by default); variable lengths through ``lengths=`` or a ``PackedSequence``."""
+    by default); variable lengths through ``lengths=`` or a ``PackedSequence``.
+
+    ``bptt="hand"`` (the default) runs each direction of each layer through :class:`_LSTMScan`, whose
+    backward pass is backpropagation through time written out by hand (about 2x faster on a CPU
+    than autograd's graph of T steps); ``bptt="autograd"`` lets autograd differentiate the loop of
+    :func:`_lstm_step` instead. The two agree with ``torch.nn.LSTM`` to rounding (tested)."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
-                 batch_first: bool = True, bias: bool = True, dropout: float = 0.0) -> None:
+                 batch_first: bool = True, bias: bool = True, dropout: float = 0.0, bptt: str = "hand") -> None:
         super().__init__("LSTM", input_size, hidden_size, num_layers, bidirectional, batch_first, bias, dropout)
+        if bptt not in ("hand", "autograd"):
+            raise ValueError(f"bptt must be 'hand' (backpropagation through time written out) or 'autograd', "
+                             f"got {bptt!r}")
+        self.bptt = bptt
 
 
 class GRU(_RecurrentLayer):

@@ -462,6 +462,51 @@ def test_layers_accept_packed_sequences(kind):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_hand_written_lstm_bptt_equals_autograd_bptt(seed):
+    """LSTM(bptt="hand") (backward written out, _LSTMScan) against LSTM(bptt="autograd") (autograd
+    through the step loop): outputs, final states and every gradient, padded batches and reverse
+    directions included, in float64."""
+    rng = random.Random(100 + seed)
+    N, T, D, H = rng.randint(1, 5), rng.randint(1, 9), rng.randint(1, 4), rng.randint(1, 6)
+    kw = {"num_layers": rng.randint(1, 3), "bidirectional": rng.random() < 0.6, "bias": rng.random() < 0.8}
+    torch.manual_seed(seed)
+    hand = LSTM(D, H, bptt="hand", **kw).double()
+    auto = LSTM(D, H, bptt="autograd", **kw).double()
+    auto.load_state_dict(hand.state_dict())
+    x = torch.randn(N, T, D, dtype=torch.float64, requires_grad=True)
+    LD = kw["num_layers"] * (2 if kw["bidirectional"] else 1)
+    h0, c0 = (torch.randn(LD, N, H, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    lengths = torch.randint(1, T + 1, (N,)) if rng.random() < 0.6 else None
+    results = []
+    for model in (hand, auto):
+        for t in (x, h0, c0):
+            t.grad = None
+        out, (h_n, c_n) = model(x, (h0, c0), lengths=lengths)
+        (out.sin().sum() + (h_n * torch.arange(h_n.numel()).view_as(h_n)).sum() + (c_n**2).sum()).backward()
+        results.append([out, h_n, c_n, x.grad, h0.grad, c0.grad, *(p.grad for p in model.parameters())])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_hand_written_lstm_bptt_passes_finite_differences(reverse, masked):
+    """torch.autograd.gradcheck of _LSTMScan itself: every input gradient against central differences."""
+    T, N, H = 5, 3, 2
+    g = torch.Generator().manual_seed(int(reverse) + 2 * int(masked))
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+
+    mask = None
+    if masked:
+        lengths = torch.tensor([5, 2, 4])
+        mask = (torch.arange(T)[:, None] < lengths[None, :])[..., None]
+    args = (rand(T, N, 4 * H), rand(N, H), rand(N, H), rand(4 * H, H), rand(4 * H), mask, reverse)
+    assert torch.autograd.gradcheck(S._LSTMScan.apply, args, eps=1e-6, atol=1e-7)
+
+
 def test_layer_errors_and_defaults():
     lstm = LSTM(3, 4, num_layers=2, bidirectional=True)
     assert lstm.batch_first
@@ -479,6 +524,9 @@ def test_layer_errors_and_defaults():
         LSTMCell(3, 4)(torch.randn(2, 2))
     with pytest.raises(ValueError, match="nonlinearity"):
         RNN(3, 4, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="bptt"):
+        LSTM(3, 4, bptt="numpy")
+    assert LSTM(3, 4).bptt == "hand"
 
 
 # ============================================================================================

@@ -398,37 +398,22 @@ def roi_pool(
     return torch.where(empty[:, None], torch.zeros((), dtype=features.dtype, device=dev), t)
 
 
-def _bilinear_gather(features: torch.Tensor, bidx: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples on the grid ``y (R, P) x x (R, Q)`` of image ``bidx[r]``: (R, C, P, Q), torchvision's edge rules."""
-    h, w = features.shape[-2:]
-
-    def axis(v: torch.Tensor, limit: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        valid = (v >= -1.0) & (v <= limit)
-        v = v.clamp_min(0)
-        low = torch.floor(v).long()
-        at_edge = low >= limit - 1
-        low = torch.where(at_edge, torch.full_like(low, limit - 1), low)
-        high = torch.where(at_edge, low, low + 1)
-        v = torch.where(at_edge, low.to(v.dtype), v)
-        frac = v - low.to(v.dtype)
-        return low, high, frac, valid
-
-    yl, yh, ly, vy = axis(y, h)
-    xl, xh, lx, vx = axis(x, w)
-    r = bidx[:, None, None]
-
-    def at(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-        return features[r, :, yi[:, :, None], xi[:, None, :]]  # (R, P, Q, C)
-
-    ly, lx = ly[:, :, None, None], lx[:, None, :, None]
-    val = (
-        (1 - ly) * (1 - lx) * at(yl, xl)
-        + (1 - ly) * lx * at(yl, xh)
-        + ly * (1 - lx) * at(yh, xl)
-        + ly * lx * at(yh, xh)
-    )
-    val = val * (vy[:, :, None] & vx[:, None, :])[..., None]
-    return val.permute(0, 3, 1, 2)
+def _bilinear_weights(v: torch.Tensor, limit: int, sr: int) -> torch.Tensor:
+    """Bilinear interpolation along one axis as a matrix: ``v (R, B * sr)`` sample coordinates ->
+    ``(R, B, limit)`` weights averaged over each bin's ``sr`` samples, torchvision's edge rules
+    (a sample more than one pixel outside the map weighs 0; one beyond the last row/column takes
+    that row's value)."""
+    valid = ((v >= -1.0) & (v <= limit)).to(v.dtype)
+    v = v.clamp_min(0)
+    low = torch.floor(v).long()
+    at_edge = low >= limit - 1
+    low = torch.where(at_edge, torch.full_like(low, limit - 1), low)
+    high = torch.where(at_edge, low, low + 1)
+    frac = torch.where(at_edge, torch.zeros_like(v), v - low.to(v.dtype))
+    w = v.new_zeros(*v.shape, limit)
+    w.scatter_add_(2, low[..., None], ((1 - frac) * valid)[..., None])
+    w.scatter_add_(2, high[..., None], (frac * valid)[..., None])
+    return w.reshape(v.shape[0], -1, sr, limit).mean(2)
 
 
 def roi_align(
@@ -468,8 +453,29 @@ def roi_align(
     frac_x = (torch.arange(ow * sr, dtype=features.dtype, device=features.device) + 0.5) / sr
     y = y1[:, None] + frac_y[None] * (roi_h / oh)[:, None]
     x = x1[:, None] + frac_x[None] * (roi_w / ow)[:, None]
-    samples = _bilinear_gather(features, bidx, y, x)  # (R, C, oh*sr, ow*sr)
-    return samples.reshape(-1, c, oh, sr, ow, sr).mean(dim=(3, 5))
+    # A bilinear sample's weight on pixel (v, u) is a product wy(v) * wx(u), its validity too, and a
+    # bin's mean over an sr x sr grid of samples is (mean of wy) x (mean of wx): each RoI's output is
+    # Wy (oh, H) @ F (H, W) @ Wx^T (W, ow) per channel. Two matrix products per image (all its RoIs
+    # at once) replace R * C * oh * ow * sr^2 * 4 gathers and their scatter-add in the backward pass.
+    h, w = features.shape[-2:]
+    if bidx.numel() == 0:
+        return features.new_zeros(0, c, oh, ow)
+    wy = _bilinear_weights(y, h, sr)  # (R, oh, H)
+    wx = _bilinear_weights(x, w, sr)  # (R, ow, W)
+    order = torch.argsort(bidx, stable=True)
+    counts = torch.bincount(bidx, minlength=n).tolist()
+    parts, start = [], 0
+    for image, count in enumerate(counts):
+        if count == 0:
+            continue
+        idx = order[start : start + count]
+        start += count
+        f_img = features[image].transpose(0, 1).reshape(h, c * w)  # (H, C * W)
+        t = (wy[idx].reshape(count * oh, h) @ f_img).reshape(count, oh, c, w)  # rows: (RoI, output row)
+        t = t.transpose(1, 2).reshape(count, c * oh, w)
+        parts.append(torch.bmm(t, wx[idx].transpose(1, 2)).reshape(count, c, oh, ow))
+    out = torch.cat(parts)  # in the order of ``order``
+    return out[torch.argsort(order)]
 
 
 # --------------------------------------------------------------------------------------------

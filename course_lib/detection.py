@@ -40,8 +40,11 @@ from torch import nn
 __all__ = [
     "COCO_IOU_THRESHOLDS",
     "COCO_RECALL_THRESHOLDS",
+    "DetectionData",
     "FastRCNNHead",
     "RPNHead",
+    "TwoStageDetector",
+    "YOLODetector",
     "YOLOHead",
     "assign_proposals",
     "average_precision",
@@ -52,6 +55,7 @@ __all__ = [
     "clip_boxes",
     "decode_boxes",
     "encode_boxes",
+    "evaluate_detector",
     "fast_rcnn_detections",
     "fast_rcnn_loss",
     "generate_proposals",
@@ -63,7 +67,10 @@ __all__ = [
     "roi_pool",
     "rpn_loss",
     "sample_labels",
+    "scene_tensors",
+    "small_backbone",
     "smooth_l1",
+    "train_detector",
     "yolo_decode",
     "yolo_loss",
     "yolo_targets",
@@ -1203,3 +1210,186 @@ def mean_average_precision(
     if not values:
         return math.nan
     return float(np.mean(np.stack(values)))
+
+
+# --------------------------------------------------------------------------------------------
+# complete detectors for small single-channel scenes (lecture 09 §5, benchmarks/segmentation_detection.py)
+# --------------------------------------------------------------------------------------------
+def small_backbone(in_channels: int = 1, width: int = 64) -> nn.Sequential:
+    """A stride-4 feature extractor for small scenes: 3x3 conv (``width // 2``), max-pool, 3x3 conv
+    (``width``), max-pool, then three 3x3 convs of ``width`` channels with dilations 1, 2 and 4, so
+    that one position of the output map sees 66 x 66 input pixels (a whole digit on a 64x64 scene)
+    without a further loss of resolution. Every conv is followed by batch norm and ReLU.
+    ``(N, in_channels, H, W) -> (N, width, H // 4, W // 4)``."""
+    if in_channels < 1 or width < 2:
+        raise ValueError(f"in_channels must be >= 1 and width >= 2, got {in_channels} and {width}")
+
+    def block(i: int, o: int, d: int = 1) -> list[nn.Module]:
+        return [nn.Conv2d(i, o, 3, padding=d, dilation=d, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+    half = width // 2
+    return nn.Sequential(
+        *block(in_channels, half), nn.MaxPool2d(2), *block(half, width), nn.MaxPool2d(2),
+        *block(width, width), *block(width, width, 2), *block(width, width, 4),
+    )
+
+
+def _check_image_size(image_size: int, stride: int) -> None:
+    if image_size < stride or image_size % stride:
+        raise ValueError(f"image_size must be a positive multiple of {stride}, got {image_size}")
+
+
+class TwoStageDetector(nn.Module):
+    """Faster R-CNN in miniature (seeds 9.7-9.8): :func:`small_backbone` -> :class:`RPNHead` on
+    :func:`make_anchors` -> :func:`generate_proposals` -> :func:`roi_align` -> :class:`FastRCNNHead`.
+
+    Training (:meth:`loss`) is Faster R-CNN's *approximate joint training*: the four losses (RPN
+    objectness and box corrections, :func:`rpn_loss`; RoI-head classes and boxes,
+    :func:`fast_rcnn_loss`) are summed, and the proposals that feed the second stage are treated
+    as constants. The second stage samples ``rois_per_image`` RoIs per image from the
+    ``train_proposals`` best proposals plus the true boxes (:func:`assign_proposals`).
+    ``image_size``: the side of the square input, a multiple of 4.
+    """
+
+    stride = 4
+
+    def __init__(self, num_classes: int, image_size: int, *, in_channels: int = 1, width: int = 64,
+                 anchor_sizes: Sequence[float] = (16.0, 24.0, 32.0), anchor_ratios: Sequence[float] = (1.0, 1.5, 2.5),
+                 rois_per_image: int = 32, train_proposals: int = 64, test_proposals: int = 50,
+                 roi_size: int = 7, hidden: int = 256) -> None:
+        super().__init__()
+        _check_image_size(image_size, self.stride)
+        if num_classes < 1 or rois_per_image < 1 or train_proposals < 1 or test_proposals < 1:
+            raise ValueError("num_classes, rois_per_image, train_proposals and test_proposals must be >= 1, got "
+                             f"{num_classes}, {rois_per_image}, {train_proposals}, {test_proposals}")
+        self.num_classes, self.image_size = num_classes, image_size
+        self.rois_per_image, self.train_proposals, self.test_proposals = rois_per_image, train_proposals, test_proposals
+        self.roi_size = roi_size
+        self.backbone = small_backbone(in_channels, width)
+        self.register_buffer("anchors", make_anchors(image_size // self.stride, self.stride, anchor_sizes, anchor_ratios))
+        self.rpn = RPNHead(width, len(anchor_sizes) * len(anchor_ratios))
+        self.head = FastRCNNHead(width, num_classes, output_size=roi_size, hidden=hidden)
+
+    def _proposals(self, objectness: torch.Tensor, deltas: torch.Tensor, top: int) -> list[torch.Tensor]:
+        size = (self.image_size, self.image_size)
+        return [p for p, _ in generate_proposals(objectness, deltas, self.anchors, size, 300, top, 0.7)]
+
+    def loss(self, images: torch.Tensor, boxes: Sequence[torch.Tensor], labels: Sequence[torch.Tensor],
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """The sum of the four losses on a batch: ``images (N, C, S, S)``, per image ``boxes (K_i, 4)``
+        in pixels and ``labels (K_i,)`` in ``0 .. num_classes - 1``."""
+        features = self.backbone(images)
+        objectness, deltas = self.rpn(features)
+        l_obj, l_rpn = rpn_loss(objectness, deltas, self.anchors, boxes, generator=generator)
+        rois, roi_labels, targets = assign_proposals(
+            self._proposals(objectness, deltas, self.train_proposals), boxes, labels,
+            batch_size_per_image=self.rois_per_image, generator=generator,
+        )
+        cls, box = self.head(roi_align(features, rois, self.roi_size, spatial_scale=1 / self.stride))
+        l_cls, l_box = fast_rcnn_loss(cls, box, roi_labels, targets)
+        return l_obj + l_rpn + l_cls + l_box
+
+    @torch.no_grad()
+    def detect(self, images: torch.Tensor, score_threshold: float = 0.05) -> list[dict[str, torch.Tensor]]:
+        """Per image ``{"boxes" (D, 4) pixels, "scores" (D,), "labels" (D,)}`` (:func:`fast_rcnn_detections`)."""
+        features = self.backbone(images)
+        objectness, deltas = self.rpn(features)
+        props = self._proposals(objectness, deltas, self.test_proposals)
+        rois = torch.cat([torch.cat([torch.full((len(p), 1), float(i), device=p.device, dtype=p.dtype), p], 1)
+                          for i, p in enumerate(props)])
+        cls, box = self.head(roi_align(features, rois, self.roi_size, spatial_scale=1 / self.stride))
+        size = (self.image_size, self.image_size)
+        return fast_rcnn_detections(cls, box, rois, size, len(images), score_threshold=score_threshold)
+
+
+class YOLODetector(nn.Module):
+    """YOLOv1 (seed 9.9) on :func:`small_backbone`: a :class:`YOLOHead` predicts, for each cell of an
+    ``S x S`` grid, ``B`` boxes and one set of class scores; trained with :func:`yolo_loss` on
+    :func:`yolo_targets`, decoded by :func:`yolo_decode`. Boxes in and out are in pixels."""
+
+    def __init__(self, num_classes: int, image_size: int, *, S: int = 8, B: int = 2, in_channels: int = 1,
+                 width: int = 64, hidden: int = 256) -> None:
+        super().__init__()
+        _check_image_size(image_size, 4)
+        if num_classes < 1 or S < 1 or B < 1:
+            raise ValueError(f"num_classes, S and B must be >= 1, got {num_classes}, {S}, {B}")
+        self.num_classes, self.image_size, self.S, self.B = num_classes, image_size, S, B
+        self.backbone = small_backbone(in_channels, width)
+        self.head = YOLOHead(S, B, num_classes, in_channels=width, hidden=hidden)
+
+    def loss(self, images: torch.Tensor, boxes: Sequence[torch.Tensor], labels: Sequence[torch.Tensor],
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """YOLO's weighted sum of squares on a batch (``generator`` is unused: nothing is sampled)."""
+        target = yolo_targets([b / self.image_size for b in boxes], labels, self.S, self.B, self.num_classes)
+        return yolo_loss(self.head(self.backbone(images)), target.to(images), B=self.B)
+
+    @torch.no_grad()
+    def detect(self, images: torch.Tensor, score_threshold: float = 0.05) -> list[dict[str, torch.Tensor]]:
+        """Per image ``{"boxes" (D, 4) pixels, "scores" (D,), "labels" (D,)}``."""
+        out = yolo_decode(self.head(self.backbone(images)), B=self.B, score_threshold=score_threshold)
+        return [{**d, "boxes": d["boxes"] * self.image_size} for d in out]
+
+
+DetectionData = tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]
+
+
+def scene_tensors(scenes) -> DetectionData:
+    """``course_lib.data.make_digit_scenes`` output -> ``(images (N, 1, S, S), boxes, labels)`` tensors."""
+    return (torch.from_numpy(scenes.images[:, None]), [torch.from_numpy(b) for b in scenes.boxes],
+            [torch.from_numpy(lab) for lab in scenes.labels])
+
+
+def train_detector(model: nn.Module, data: DetectionData, steps: int, batch: int, *, lr: float = 1e-3,
+                   device: torch.device | str | None = None, seed: int = 0, progress: bool = True,
+                   desc: str = "training") -> np.ndarray:
+    """Adam with a one-cycle schedule (10 % warm-up) on ``model.loss`` for ``steps`` mini-batches of
+    ``batch`` images drawn with replacement from ``data``; returns the loss of every step.
+    Works for :class:`TwoStageDetector` and :class:`YOLODetector` (anything with ``loss(images,
+    boxes, labels, generator)``)."""
+    from tqdm.auto import tqdm
+
+    images, boxes, labels = data
+    if steps < 1 or batch < 1:
+        raise ValueError(f"steps and batch must be >= 1, got {steps} and {batch}")
+    if not len(images) == len(boxes) == len(labels) or len(images) == 0:
+        raise ValueError(f"data must hold as many images, box sets and label sets (and some), got "
+                         f"{len(images)}, {len(boxes)}, {len(labels)}")
+    device = torch.device(device) if device is not None else images.device
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    pick, sampler = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+    losses = np.empty(steps)
+    bar = tqdm(range(steps), desc=desc, leave=False, disable=not progress)
+    for step in bar:
+        idx = torch.randint(0, len(images), (batch,), generator=pick).tolist()
+        loss = model.loss(images[idx].to(device), [boxes[i].to(device) for i in idx],
+                          [labels[i].to(device) for i in idx], sampler)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses[step] = loss.item()
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{losses[step]:.3f}")
+    return losses
+
+
+def evaluate_detector(model: nn.Module, data: DetectionData, *, device: torch.device | str | None = None,
+                      batch: int = 50) -> dict:
+    """Detections on ``data`` and their quality: ``{"dets": per-image dicts on the CPU, "map50": VOC
+    mAP@0.5, "coco": COCO AP@[.5:.95], "ips": images per second of inference (batches of ``batch``)}``."""
+    import time
+
+    images, boxes, labels = data
+    device = torch.device(device) if device is not None else images.device
+    model.to(device).eval()
+    dets: list[dict[str, torch.Tensor]] = []
+    start = time.perf_counter()
+    for i in range(0, len(images), batch):
+        dets += [{k: v.cpu() for k, v in d.items()} for d in model.detect(images[i : i + batch].to(device))]
+    seconds = time.perf_counter() - start
+    gts = [{"boxes": b, "labels": lab} for b, lab in zip(boxes, labels, strict=True)]
+    return {"dets": dets, "map50": mean_average_precision(dets, gts, 0.5),
+            "coco": mean_average_precision(dets, gts, COCO_IOU_THRESHOLDS, style="coco"),
+            "ips": len(images) / seconds}

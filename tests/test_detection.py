@@ -816,3 +816,77 @@ def test_fast_rcnn_detections_decode_score_and_suppress():
     assert out[0]["scores"].item() == pytest.approx(p)
     assert out[1]["labels"].tolist() == [1]
     assert torch.allclose(out[1]["boxes"][0], torch.tensor([2.0, 0, 22, 40], dtype=F64))
+
+
+# ============================================================================================
+# complete detectors
+# ============================================================================================
+@pytest.fixture(scope="module")
+def tiny_scenes():
+    from course_lib.data import make_digit_scenes
+
+    return D.scene_tensors(make_digit_scenes(24, 32, (1, 2), scale=(0.6, 1.0), split="train", seed=3))
+
+
+def test_small_backbone_shape_and_receptive_field():
+    from course_lib.conv import receptive_field
+
+    net = D.small_backbone(1, 16).eval()
+    assert net(torch.zeros(2, 1, 64, 48)).shape == (2, 16, 16, 12)
+    # measured: the input pixels with a gradient on one output position (positive weights, max-pools
+    # made average pools so that every pixel of a window passes gradient) = the lecture-03 arithmetic
+    for i, m in enumerate(net):
+        if isinstance(m, torch.nn.MaxPool2d):
+            net[i] = torch.nn.AvgPool2d(2)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.fill_(0.01)
+    x = torch.ones(1, 1, 160, 160, requires_grad=True)
+    net(x)[0, :, 20, 20].sum().backward()
+    rows = (x.grad[0, 0].abs() > 0).any(1).nonzero()
+    arithmetic = receptive_field([(3, 1, 1), (2, 2, 1), (3, 1, 1), (2, 2, 1), (3, 1, 1), (3, 1, 2), (3, 1, 4)])[-1]
+    assert arithmetic == 66 and int(rows.max() - rows.min() + 1) == arithmetic
+    with pytest.raises(ValueError, match="width"):
+        D.small_backbone(1, 1)
+
+
+@pytest.mark.parametrize("kind", ["two-stage", "yolo"])
+def test_detectors_train_decode_and_evaluate(kind, tiny_scenes):
+    """The loss is a finite scalar that reaches every parameter, a few dozen steps lower it, and the
+    detections come back in pixels inside the image; evaluate_detector's mAP is the library's."""
+    torch.manual_seed(0)
+    model = (D.TwoStageDetector(10, 32, width=16, hidden=32) if kind == "two-stage"
+             else D.YOLODetector(10, 32, S=4, width=16, hidden=32))
+    images, boxes, labels = tiny_scenes
+    loss = model.loss(images[:4], boxes[:4], labels[:4], torch.Generator().manual_seed(0))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient reaches {missing}"
+    losses = D.train_detector(model, tiny_scenes, 40, 8, lr=3e-3, progress=False)
+    assert losses.shape == (40,) and np.isfinite(losses).all()
+    assert losses[-10:].mean() < 0.8 * losses[:5].mean()
+    result = D.evaluate_detector(model, tiny_scenes, batch=10)
+    assert len(result["dets"]) == len(images) and result["ips"] > 0
+    for d in result["dets"]:
+        assert d["boxes"].shape[1:] == (4,) and len(d["boxes"]) == len(d["scores"]) == len(d["labels"])
+        assert (d["boxes"] >= -1e-4).all() and (d["boxes"] <= 32 + 1e-4).all()
+        assert ((d["labels"] >= 0) & (d["labels"] < 10)).all()
+    gts = [{"boxes": b, "labels": lab} for b, lab in zip(boxes, labels, strict=True)]
+    assert result["map50"] == D.mean_average_precision(result["dets"], gts, 0.5)
+    assert 0 <= result["coco"] <= result["map50"] <= 1
+
+
+def test_detector_errors(tiny_scenes):
+    with pytest.raises(ValueError, match="multiple of 4"):
+        D.TwoStageDetector(10, 30)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        D.YOLODetector(10, 2)
+    with pytest.raises(ValueError, match=">= 1"):
+        D.TwoStageDetector(10, 32, rois_per_image=0)
+    with pytest.raises(ValueError, match="steps and batch"):
+        D.train_detector(D.YOLODetector(10, 32, S=4, width=8, hidden=8), tiny_scenes, 0, 4)
+    images, boxes, labels = tiny_scenes
+    with pytest.raises(ValueError, match="as many"):
+        D.train_detector(D.YOLODetector(10, 32, S=4, width=8, hidden=8), (images, boxes[:3], labels), 2, 4)

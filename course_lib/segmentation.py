@@ -38,10 +38,12 @@ __all__ = [
     "center_crop",
     "confusion_matrix",
     "dice_per_class",
+    "evaluate_segmentation",
     "jaccard_per_class",
     "mean_iou",
     "pixel_accuracy",
     "pixel_cross_entropy",
+    "train_segmentation",
 ]
 
 
@@ -480,3 +482,63 @@ class ContextNetwork(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"ContextNetwork expects (N, C, H, W), got {tuple(x.shape)}")
         return self.layers(x)
+
+
+# --------------------------------------------------------------------------------------------
+# training and evaluation (lecture 08 §4, benchmarks/segmentation_detection.py)
+# --------------------------------------------------------------------------------------------
+def train_segmentation(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, steps: int, batch: int, *,
+                       lr: float = 2e-3, device: torch.device | str | None = None, seed: int = 0,
+                       progress: bool = True, desc: str = "training") -> torch.Tensor:
+    """Adam with a one-cycle schedule (15 % warm-up) on :func:`pixel_cross_entropy` for ``steps``
+    mini-batches of ``batch`` images drawn with replacement; ``images (N, C, H, W)`` float,
+    ``masks (N, H, W)`` class labels. Returns the loss of every step ``(steps,)``."""
+    from tqdm.auto import tqdm
+
+    if steps < 1 or batch < 1:
+        raise ValueError(f"steps and batch must be >= 1, got {steps} and {batch}")
+    if images.ndim != 4 or masks.shape != (images.shape[0], *images.shape[2:]) or len(images) == 0:
+        raise ValueError(f"images must be (N, C, H, W) and masks (N, H, W) with the same N, H, W (N >= 1), got "
+                         f"{tuple(images.shape)} and {tuple(masks.shape)}")
+    device = torch.device(device) if device is not None else images.device
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    gen = torch.Generator().manual_seed(seed)
+    losses = torch.empty(steps)
+    bar = tqdm(range(steps), desc=desc, leave=False, disable=not progress)
+    for step in bar:
+        idx = torch.randint(0, len(images), (batch,), generator=gen)
+        loss = pixel_cross_entropy(model(images[idx].to(device)), masks[idx].to(device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses[step] = loss.item()
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{losses[step].item():.3f}")
+    return losses
+
+
+@torch.no_grad()
+def evaluate_segmentation(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, num_classes: int, *,
+                          device: torch.device | str | None = None, batch: int = 64,
+                          boundary_width: int = 2) -> dict:
+    """Predictions on ``images`` and their quality against ``masks``: ``{"pred" (N, H, W), "miou",
+    "acc" (pixel accuracy), "boundary" (:func:`boundary_iou`, band of ``boundary_width``),
+    "per_class" (Jaccard per class, a tensor), "ips" (images per second of inference)}``."""
+    import time
+
+    device = torch.device(device) if device is not None else images.device
+    model.to(device).eval()
+    start = time.perf_counter()
+    pred = torch.cat([model(images[i : i + batch].to(device)).argmax(1).cpu() for i in range(0, len(images), batch)])
+    seconds = time.perf_counter() - start
+    return {
+        "pred": pred,
+        "miou": mean_iou(pred, masks, num_classes).item(),
+        "acc": pixel_accuracy(pred, masks).item(),
+        "boundary": boundary_iou(pred, masks, num_classes, width=boundary_width).item(),
+        "per_class": jaccard_per_class(pred, masks, num_classes),
+        "ips": len(images) / seconds,
+    }

@@ -307,3 +307,31 @@ def test_context_network_receptive_fields_by_backpropagation() -> None:
         rows = (x.grad[0, 0] != 0).any(1).nonzero()
         measured.append(int(rows.max() - rows.min() + 1))
     assert measured == [3, 5, 9, 17, 33, 65, 67, 67]
+
+
+# ============================================================================================
+# training and evaluation helpers
+# ============================================================================================
+def test_train_and_evaluate_segmentation():
+    """A few dozen steps lower the loss; the evaluation's numbers are the metric functions' on its own
+    predictions, and the predictions are the model's arg-max."""
+    from course_lib.data import make_digit_scenes
+
+    scenes = make_digit_scenes(32, 32, (1, 2), scale=(0.6, 1.0), split="train", seed=5)
+    X, Y = torch.from_numpy(scenes.images[:, None]), torch.from_numpy(scenes.masks)
+    torch.manual_seed(0)
+    model = S.UNet(1, 11, depth=2, base_ch=8, batch_norm=True)
+    losses = S.train_segmentation(model, X, Y, 40, 8, lr=5e-3, progress=False)
+    assert losses.shape == (40,) and torch.isfinite(losses).all()
+    assert losses[-10:].mean() < 0.75 * losses[:5].mean()
+    r = S.evaluate_segmentation(model, X, Y, 11, batch=10)
+    with torch.no_grad():
+        assert torch.equal(r["pred"], model.eval()(X).argmax(1))
+    assert r["miou"] == S.mean_iou(r["pred"], Y, 11).item()
+    assert r["acc"] == S.pixel_accuracy(r["pred"], Y).item()
+    assert r["boundary"] == S.boundary_iou(r["pred"], Y, 11, width=2).item()
+    assert r["per_class"].shape == (11,) and r["ips"] > 0
+    with pytest.raises(ValueError, match="steps and batch"):
+        S.train_segmentation(model, X, Y, 0, 8)
+    with pytest.raises(ValueError, match="masks"):
+        S.train_segmentation(model, X, Y[:, :5], 2, 8)

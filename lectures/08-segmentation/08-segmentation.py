@@ -44,7 +44,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from course_lib import segmentation as S
 from course_lib.conv import receptive_field
@@ -314,46 +313,17 @@ claim(paper.output_size(572) == 388, "with valid convolutions a 572x572 input gi
 # steps) is in the `gpu` cell further down; the CPU run below is what this page shows.
 
 # %%
-def train_model(model, X, Y, steps, batch, device, lr=2e-3, desc="training", seed=0):
-    """Adam on the per-pixel cross-entropy; returns the loss of every step."""
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    gen = torch.Generator().manual_seed(seed)
-    losses = []
-    bar = tqdm(range(steps), desc=desc, leave=False)
-    for _ in bar:
-        idx = torch.randint(0, len(X), (batch,), generator=gen)
-        loss = S.pixel_cross_entropy(model(X[idx].to(device)), Y[idx].to(device))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    return np.array(losses)
-
-
-@torch.no_grad()
-def predict(model, X, device, batch=64):
-    model.to(device).eval()
-    return torch.cat([model(X[i : i + batch].to(device)).argmax(1).cpu() for i in range(0, len(X), batch)])
-
-
 def run_experiment(X, Y, steps, batch, device):
+    """Train each model with ``S.train_segmentation`` (Adam, one-cycle schedule, per-pixel
+    cross-entropy) and score it on the test scenes with ``S.evaluate_segmentation``."""
     results = {}
     for name, model in make_models().items():
         start = time.perf_counter()
-        losses = train_model(model, X, Y, steps, batch, device, desc=name)
+        losses = S.train_segmentation(model, X, Y, steps, batch, device=device, desc=name).numpy()
         seconds = time.perf_counter() - start
-        pred = predict(model, X_test, device)
-        results[name] = {
-            "model": model.cpu(), "losses": losses, "seconds": seconds, "pred": pred,
-            "miou": S.mean_iou(pred, Y_test, K).item(), "acc": S.pixel_accuracy(pred, Y_test).item(),
-            "boundary": S.boundary_iou(pred, Y_test, K, width=2).item(),
-            "per_class": S.jaccard_per_class(pred, Y_test, K).numpy(),
-        }
-        r = results[name]
+        r = S.evaluate_segmentation(model, X_test, Y_test, K, device=device)
+        results[name] = {**r, "model": model.cpu(), "losses": losses, "seconds": seconds,
+                         "per_class": r["per_class"].numpy()}
         print(f"{name:<8} {seconds:6.1f} s training; test: pixel accuracy {100 * r['acc']:.2f} %, "
               f"mean IoU {r['miou']:.3f}, boundary IoU {r['boundary']:.3f}")
     return results

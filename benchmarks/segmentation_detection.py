@@ -1,0 +1,122 @@
+"""Segmentation and detection quality on digit scenes (lectures 08-09), at the size the lectures' CPU runs cannot afford.
+
+1. **Segmentation.** FCN (3 poolings, learned up-convolution, batch norm), U-Net (depth 3, 16
+   base channels, batch norm) and the dilated context network (24 channels), the lecture-08
+   configurations, trained with ``course_lib.segmentation.train_segmentation`` (Adam, one-cycle
+   schedule, per-pixel cross-entropy) on 64x64 scenes of 1-3 MNIST training digits (11 classes:
+   background + 10 digits) and scored on 1,000 scenes of MNIST *test* digits: mean IoU over the 11
+   classes, boundary IoU (band of 2 px around the true edges), pixel accuracy, training seconds
+   and inference images/s. Target: U-Net mean IoU >= 0.90.
+2. **Detection.** ``course_lib.detection.TwoStageDetector`` (RPN + RoIAlign + Fast R-CNN head, 32
+   RoIs per image) and ``YOLODetector`` (S = 8, B = 2), the lecture-09 configurations, trained with
+   ``train_detector`` on 64x64 scenes and scored on 1,000 test scenes: VOC mAP@0.5 and COCO
+   AP@[.5:.95] (``mean_average_precision``, equal to pycocotools' as lecture 09 asserts), training
+   seconds, inference images/s. Target: mAP@0.5 >= 0.90 for both.
+
+Sizes (scenes, steps, batch) depend on the device: ``SIZES["cuda"]`` are the lectures' GPU cells;
+``SIZES["cpu"]`` fit in about an hour on one core of this course's 2-core CPU. ``--smoke``: a
+few steps on a few scenes (seconds), which checks that the script runs, not the numbers.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from course_lib import detection as D
+from course_lib import segmentation as S
+from course_lib.data import make_digit_scenes
+from course_tools.benchmarking import BenchmarkReport, benchmark_main
+
+K_SEG = 11  # background + 10 digit classes
+C_DET = 10
+CANVAS = 64
+SCALE = (0.6, 1.2)  # digit side = 28 x scale pixels, as lecture 08
+N_TEST = 1000
+SIZES = {
+    "smoke": {"scenes": 48, "test": 16, "seg": {m: 3 for m in ("FCN", "U-Net", "dilated")}, "seg_batch": 8,
+              "det": {"two-stage": 3, "YOLO": 3}, "det_batch": 8},
+    "cpu": {"scenes": 8000, "test": N_TEST, "seg": {"FCN": 3000, "U-Net": 3000, "dilated": 1500}, "seg_batch": 16,
+            "det": {"two-stage": 3000, "YOLO": 6000}, "det_batch": 16},
+    "cuda": {"scenes": 20000, "test": N_TEST, "seg": {m: 4000 for m in ("FCN", "U-Net", "dilated")}, "seg_batch": 64,
+             "det": {"two-stage": 6000, "YOLO": 6000}, "det_batch": 64},
+}
+
+
+def _segmenters() -> dict:
+    return {
+        "FCN": lambda: S.FCN(K_SEG, in_ch=1, base_ch=16, n_pools=3, upsample="learned", batch_norm=True),
+        "U-Net": lambda: S.UNet(1, K_SEG, depth=3, base_ch=16, batch_norm=True),
+        "dilated": lambda: S.ContextNetwork(1, K_SEG, width=24),
+    }
+
+
+def _detectors() -> dict:
+    return {
+        "two-stage": lambda: D.TwoStageDetector(C_DET, CANVAS, anchor_sizes=(16.0, 24.0, 32.0),
+                                                anchor_ratios=(1.0, 1.5, 2.5), rois_per_image=32),
+        "YOLO": lambda: D.YOLODetector(C_DET, CANVAS, S=8, B=2),
+    }
+
+
+def run(smoke: bool) -> BenchmarkReport:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    size = SIZES["smoke" if smoke else device.type]
+    report = BenchmarkReport(
+        title="Segmentation and detection on 64x64 digit scenes (course_lib.segmentation, course_lib.detection)",
+        columns=["task", "model", "parameters", "training", "quality", "second metric", "training s", "inference images/s"],
+    )
+    train = make_digit_scenes(size["scenes"], CANVAS, (1, 3), scale=SCALE, split="train", seed=0)
+    test = make_digit_scenes(size["test"], CANVAS, (1, 3), scale=SCALE, split="test", seed=1)
+    X, Y = torch.from_numpy(train.images[:, None]), torch.from_numpy(train.masks)
+    Xt, Yt = torch.from_numpy(test.images[:, None]), torch.from_numpy(test.masks)
+    for name, build in _segmenters().items():
+        torch.manual_seed(0)
+        model = build()
+        steps = size["seg"][name]
+        start = time.perf_counter()
+        S.train_segmentation(model, X, Y, steps, size["seg_batch"], device=device, progress=False)
+        seconds = time.perf_counter() - start
+        r = S.evaluate_segmentation(model, Xt, Yt, K_SEG, device=device)
+        report.add_row("segmentation", name, sum(p.numel() for p in model.parameters()),
+                       f"{steps} steps x {size['seg_batch']}", f"mean IoU {r['miou']:.4f}",
+                       f"boundary IoU {r['boundary']:.4f}; pixel acc {100 * r['acc']:.2f} %", round(seconds, 1),
+                       round(r["ips"]))
+        report.figures[f"{name} mean IoU"] = r["miou"]
+        report.figures[f"{name} boundary IoU"] = r["boundary"]
+        print(f"segmentation {name}: mean IoU {r['miou']:.4f} after {steps} steps, {seconds:.0f} s", flush=True)
+
+    det_train = D.scene_tensors(make_digit_scenes(size["scenes"], CANVAS, (1, 3), split="train", seed=0))
+    det_test = D.scene_tensors(make_digit_scenes(size["test"], CANVAS, (1, 3), split="test", seed=1))
+    for name, build in _detectors().items():
+        torch.manual_seed(0)
+        model = build()
+        steps = size["det"][name]
+        start = time.perf_counter()
+        D.train_detector(model, det_train, steps, size["det_batch"], device=device, progress=False)
+        seconds = time.perf_counter() - start
+        r = D.evaluate_detector(model, det_test, device=device)
+        report.add_row("detection", name, sum(p.numel() for p in model.parameters()),
+                       f"{steps} steps x {size['det_batch']}", f"mAP@0.5 {r['map50']:.4f}",
+                       f"COCO AP@[.5:.95] {r['coco']:.4f}", round(seconds, 1), round(r["ips"]))
+        report.figures[f"{name} mAP@0.5"] = r["map50"]
+        report.figures[f"{name} COCO AP"] = r["coco"]
+        print(f"detection {name}: mAP@0.5 {r['map50']:.4f} after {steps} steps, {seconds:.0f} s", flush=True)
+
+    goals = {
+        "U-Net mean IoU >= 0.90": report.figures["U-Net mean IoU"] >= 0.90,
+        "two-stage mAP@0.5 >= 0.90": report.figures["two-stage mAP@0.5"] >= 0.90,
+        "YOLO mAP@0.5 >= 0.90": report.figures["YOLO mAP@0.5"] >= 0.90,
+    }
+    report.notes += [
+        f"{size['scenes']} training scenes (MNIST training digits), {size['test']} test scenes (MNIST test digits), "
+        f"{CANVAS}x{CANVAS}, 1-3 digits each; device: {device.type}; Adam with a one-cycle schedule "
+        "(segmentation lr 2e-3, detection 1e-3)",
+        "targets: " + "; ".join(f"{goal} ({'met' if ok else 'NOT met'})" for goal, ok in goals.items()),
+    ]
+    return report
+
+
+if __name__ == "__main__":
+    benchmark_main("segmentation_detection", run)

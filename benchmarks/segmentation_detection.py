@@ -35,12 +35,30 @@ CANVAS = 64
 SCALE = (0.6, 1.2)  # digit side = 28 x scale pixels, as lecture 08
 N_TEST = 1000
 SIZES = {
-    "smoke": {"scenes": 48, "test": 16, "seg": {m: 3 for m in ("FCN", "U-Net", "dilated")}, "seg_batch": 8,
-              "det": {"two-stage": 3, "YOLO": 3}, "det_batch": 8},
-    "cpu": {"scenes": 8000, "test": N_TEST, "seg": {"FCN": 3000, "U-Net": 3000, "dilated": 1500}, "seg_batch": 16,
-            "det": {"two-stage": 3000, "YOLO": 6000}, "det_batch": 16},
-    "cuda": {"scenes": 20000, "test": N_TEST, "seg": {m: 4000 for m in ("FCN", "U-Net", "dilated")}, "seg_batch": 64,
-             "det": {"two-stage": 6000, "YOLO": 6000}, "det_batch": 64},
+    "smoke": {
+        "scenes": 48,
+        "test": 16,
+        "seg": {m: 3 for m in ("FCN", "U-Net", "dilated")},
+        "seg_batch": 8,
+        "det": {"two-stage": 3, "YOLO": 3},
+        "det_batch": 8,
+    },
+    "cpu": {
+        "scenes": 8000,
+        "test": N_TEST,
+        "seg": {"FCN": 3000, "U-Net": 3000, "dilated": 1500},
+        "seg_batch": 16,
+        "det": {"two-stage": 3000, "YOLO": 6000},
+        "det_batch": 16,
+    },
+    "cuda": {
+        "scenes": 20000,
+        "test": N_TEST,
+        "seg": {m: 4000 for m in ("FCN", "U-Net", "dilated")},
+        "seg_batch": 64,
+        "det": {"two-stage": 6000, "YOLO": 6000},
+        "det_batch": 64,
+    },
 }
 
 
@@ -54,8 +72,9 @@ def _segmenters() -> dict:
 
 def _detectors() -> dict:
     return {
-        "two-stage": lambda: D.TwoStageDetector(C_DET, CANVAS, anchor_sizes=(16.0, 24.0, 32.0),
-                                                anchor_ratios=(1.0, 1.5, 2.5), rois_per_image=32),
+        "two-stage": lambda: D.TwoStageDetector(
+            C_DET, CANVAS, anchor_sizes=(16.0, 24.0, 32.0), anchor_ratios=(1.0, 1.5, 2.5), rois_per_image=32
+        ),
         "YOLO": lambda: D.YOLODetector(C_DET, CANVAS, S=8, B=2),
     }
 
@@ -65,7 +84,16 @@ def run(smoke: bool) -> BenchmarkReport:
     size = SIZES["smoke" if smoke else device.type]
     report = BenchmarkReport(
         title="Segmentation and detection on 64x64 digit scenes (course_lib.segmentation, course_lib.detection)",
-        columns=["task", "model", "parameters", "training", "quality", "second metric", "training s", "inference images/s"],
+        columns=[
+            "task",
+            "model",
+            "parameters",
+            "training",
+            "quality",
+            "second metric",
+            "training s",
+            "inference images/s",
+        ],
     )
     train = make_digit_scenes(size["scenes"], CANVAS, (1, 3), scale=SCALE, split="train", seed=0)
     test = make_digit_scenes(size["test"], CANVAS, (1, 3), scale=SCALE, split="test", seed=1)
@@ -79,10 +107,16 @@ def run(smoke: bool) -> BenchmarkReport:
         S.train_segmentation(model, X, Y, steps, size["seg_batch"], device=device, progress=False)
         seconds = time.perf_counter() - start
         r = S.evaluate_segmentation(model, Xt, Yt, K_SEG, device=device)
-        report.add_row("segmentation", name, sum(p.numel() for p in model.parameters()),
-                       f"{steps} steps x {size['seg_batch']}", f"mean IoU {r['miou']:.4f}",
-                       f"boundary IoU {r['boundary']:.4f}; pixel acc {100 * r['acc']:.2f} %", round(seconds, 1),
-                       round(r["ips"]))
+        report.add_row(
+            "segmentation",
+            name,
+            sum(p.numel() for p in model.parameters()),
+            f"{steps} steps x {size['seg_batch']}",
+            f"mean IoU {r['miou']:.4f}",
+            f"boundary IoU {r['boundary']:.4f}; pixel acc {100 * r['acc']:.2f} %",
+            round(seconds, 1),
+            round(r["ips"]),
+        )
         report.figures[f"{name} mean IoU"] = r["miou"]
         report.figures[f"{name} boundary IoU"] = r["boundary"]
         print(f"segmentation {name}: mean IoU {r['miou']:.4f} after {steps} steps, {seconds:.0f} s", flush=True)
@@ -97,9 +131,16 @@ def run(smoke: bool) -> BenchmarkReport:
         D.train_detector(model, det_train, steps, size["det_batch"], device=device, progress=False)
         seconds = time.perf_counter() - start
         r = D.evaluate_detector(model, det_test, device=device)
-        report.add_row("detection", name, sum(p.numel() for p in model.parameters()),
-                       f"{steps} steps x {size['det_batch']}", f"mAP@0.5 {r['map50']:.4f}",
-                       f"COCO AP@[.5:.95] {r['coco']:.4f}", round(seconds, 1), round(r["ips"]))
+        report.add_row(
+            "detection",
+            name,
+            sum(p.numel() for p in model.parameters()),
+            f"{steps} steps x {size['det_batch']}",
+            f"mAP@0.5 {r['map50']:.4f}",
+            f"COCO AP@[.5:.95] {r['coco']:.4f}",
+            round(seconds, 1),
+            round(r["ips"]),
+        )
         report.figures[f"{name} mAP@0.5"] = r["map50"]
         report.figures[f"{name} COCO AP"] = r["coco"]
         print(f"detection {name}: mAP@0.5 {r['map50']:.4f} after {steps} steps, {seconds:.0f} s", flush=True)

@@ -46,7 +46,7 @@ SIZES = {
     "cpu": {
         "scenes": 8000,
         "test": N_TEST,
-        "seg": {"FCN": 3000, "U-Net": 3000, "dilated": 1500},
+        "seg": {"FCN": 3000, "U-Net": 5000, "dilated": 1500},
         "seg_batch": 16,
         "det": {"two-stage": 3000, "YOLO": 6000},
         "det_batch": 16,

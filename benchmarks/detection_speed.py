@@ -4,8 +4,8 @@
    "clustered" (200 objects with 50 jittered boxes each: heavy suppression, the detector case)
    and "uniform" (independent random boxes: most survive, so the kept set is large):
 
-   * ``course_lib.detection.nms`` (blocks of 256 sorted boxes, one IoU matrix per block against
-     the kept boxes, a fixed-point iteration inside the block);
+   * ``course_lib.detection.nms`` (one vectorised round per kept box: its IoU with every remaining
+     candidate in a few array operations, the suppressed ones dropped, so the candidates shrink);
    * the plain-Python reference (the lecture's loop: walk by score, compare with every kept box);
    * no C++ peer: torchvision (whose ``nms`` is C++) is not allowed in this course's environment.
 

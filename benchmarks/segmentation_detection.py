@@ -99,51 +99,55 @@ def run(smoke: bool) -> BenchmarkReport:
     test = make_digit_scenes(size["test"], CANVAS, (1, 3), scale=SCALE, split="test", seed=1)
     X, Y = torch.from_numpy(train.images[:, None]), torch.from_numpy(train.masks)
     Xt, Yt = torch.from_numpy(test.images[:, None]), torch.from_numpy(test.masks)
-    for name, build in _segmenters().items():
-        torch.manual_seed(0)
-        model = build()
-        steps = size["seg"][name]
+
+    def trained(task: str, name: str, model: torch.nn.Module, steps: int, batch: int, train_fn, evaluate_fn) -> dict:
         start = time.perf_counter()
-        S.train_segmentation(model, X, Y, steps, size["seg_batch"], device=device, progress=False)
+        train_fn(model, steps, batch)
         seconds = time.perf_counter() - start
-        r = S.evaluate_segmentation(model, Xt, Yt, K_SEG, device=device)
+        r = evaluate_fn(model)
+        first, second = ("mean IoU", "boundary IoU") if task == "segmentation" else ("mAP@0.5", "COCO AP")
+        q1, q2 = (r["miou"], r["boundary"]) if task == "segmentation" else (r["map50"], r["coco"])
+        extra = f"; pixel acc {100 * r['acc']:.2f} %" if task == "segmentation" else ""
+        n_params = sum(p.numel() for p in model.parameters())
         report.add_row(
-            "segmentation",
+            task,
             name,
-            sum(p.numel() for p in model.parameters()),
-            f"{steps} steps x {size['seg_batch']}",
-            f"mean IoU {r['miou']:.4f}",
-            f"boundary IoU {r['boundary']:.4f}; pixel acc {100 * r['acc']:.2f} %",
+            n_params,
+            f"{steps} steps x {batch}",
+            f"{first} {q1:.4f}",
+            f"{second} {q2:.4f}{extra}",
             round(seconds, 1),
             round(r["ips"]),
         )
-        report.figures[f"{name} mean IoU"] = r["miou"]
-        report.figures[f"{name} boundary IoU"] = r["boundary"]
-        print(f"segmentation {name}: mean IoU {r['miou']:.4f} after {steps} steps, {seconds:.0f} s", flush=True)
+        report.figures[f"{name} {first}"] = q1
+        report.figures[f"{name} {second}"] = q2
+        print(f"{task} {name}: {first} {q1:.4f} after {steps} steps, {seconds:.0f} s", flush=True)
+        return r
 
+    for name, build in _segmenters().items():
+        torch.manual_seed(0)
+        trained(
+            "segmentation",
+            name,
+            build(),
+            size["seg"][name],
+            size["seg_batch"],
+            lambda m, n, b: S.train_segmentation(m, X, Y, n, b, device=device, progress=False),
+            lambda m: S.evaluate_segmentation(m, Xt, Yt, K_SEG, device=device),
+        )
     det_train = D.scene_tensors(make_digit_scenes(size["scenes"], CANVAS, (1, 3), split="train", seed=0))
     det_test = D.scene_tensors(make_digit_scenes(size["test"], CANVAS, (1, 3), split="test", seed=1))
     for name, build in _detectors().items():
         torch.manual_seed(0)
-        model = build()
-        steps = size["det"][name]
-        start = time.perf_counter()
-        D.train_detector(model, det_train, steps, size["det_batch"], device=device, progress=False)
-        seconds = time.perf_counter() - start
-        r = D.evaluate_detector(model, det_test, device=device)
-        report.add_row(
+        trained(
             "detection",
             name,
-            sum(p.numel() for p in model.parameters()),
-            f"{steps} steps x {size['det_batch']}",
-            f"mAP@0.5 {r['map50']:.4f}",
-            f"COCO AP@[.5:.95] {r['coco']:.4f}",
-            round(seconds, 1),
-            round(r["ips"]),
+            build(),
+            size["det"][name],
+            size["det_batch"],
+            lambda m, n, b: D.train_detector(m, det_train, n, b, device=device, progress=False),
+            lambda m: D.evaluate_detector(m, det_test, device=device),
         )
-        report.figures[f"{name} mAP@0.5"] = r["map50"]
-        report.figures[f"{name} COCO AP"] = r["coco"]
-        print(f"detection {name}: mAP@0.5 {r['map50']:.4f} after {steps} steps, {seconds:.0f} s", flush=True)
 
     goals = {
         "U-Net mean IoU >= 0.90": report.figures["U-Net mean IoU"] >= 0.90,

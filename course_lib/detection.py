@@ -1340,7 +1340,7 @@ def train_detector(model: nn.Module, data: DetectionData, steps: int, batch: int
     ``batch`` images drawn with replacement from ``data``; returns the loss of every step.
     Works for :class:`TwoStageDetector` and :class:`YOLODetector` (anything with ``loss(images,
     boxes, labels, generator)``)."""
-    from tqdm.auto import tqdm
+    from course_lib.training import train_steps
 
     images, boxes, labels = data
     if steps < 1 or batch < 1:
@@ -1349,24 +1349,15 @@ def train_detector(model: nn.Module, data: DetectionData, steps: int, batch: int
         raise ValueError(f"data must hold as many images, box sets and label sets (and some), got "
                          f"{len(images)}, {len(boxes)}, {len(labels)}")
     device = torch.device(device) if device is not None else images.device
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    pick, sampler = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
-    losses = np.empty(steps)
-    bar = tqdm(range(steps), desc=desc, leave=False, disable=not progress)
-    for step in bar:
+    model.to(device)
+    sampler = torch.Generator().manual_seed(seed + 1)  # the detector's own sampling (anchors, RoIs)
+
+    def batch_loss(pick: torch.Generator) -> torch.Tensor:
         idx = torch.randint(0, len(images), (batch,), generator=pick).tolist()
-        loss = model.loss(images[idx].to(device), [boxes[i].to(device) for i in idx],
+        return model.loss(images[idx].to(device), [boxes[i].to(device) for i in idx],
                           [labels[i].to(device) for i in idx], sampler)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses[step] = loss.item()
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{losses[step]:.3f}")
-    return losses
+
+    return train_steps(model, batch_loss, steps, lr=lr, warmup=0.1, seed=seed, progress=progress, desc=desc).numpy()
 
 
 def evaluate_detector(model: nn.Module, data: DetectionData, *, device: torch.device | str | None = None,

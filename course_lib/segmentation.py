@@ -493,7 +493,7 @@ def train_segmentation(model: nn.Module, images: torch.Tensor, masks: torch.Tens
     """Adam with a one-cycle schedule (15 % warm-up) on :func:`pixel_cross_entropy` for ``steps``
     mini-batches of ``batch`` images drawn with replacement; ``images (N, C, H, W)`` float,
     ``masks (N, H, W)`` class labels. Returns the loss of every step ``(steps,)``."""
-    from tqdm.auto import tqdm
+    from course_lib.training import train_steps
 
     if steps < 1 or batch < 1:
         raise ValueError(f"steps and batch must be >= 1, got {steps} and {batch}")
@@ -501,23 +501,13 @@ def train_segmentation(model: nn.Module, images: torch.Tensor, masks: torch.Tens
         raise ValueError(f"images must be (N, C, H, W) and masks (N, H, W) with the same N, H, W (N >= 1), got "
                          f"{tuple(images.shape)} and {tuple(masks.shape)}")
     device = torch.device(device) if device is not None else images.device
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-    gen = torch.Generator().manual_seed(seed)
-    losses = torch.empty(steps)
-    bar = tqdm(range(steps), desc=desc, leave=False, disable=not progress)
-    for step in bar:
+    model.to(device)
+
+    def batch_loss(gen: torch.Generator) -> torch.Tensor:
         idx = torch.randint(0, len(images), (batch,), generator=gen)
-        loss = pixel_cross_entropy(model(images[idx].to(device)), masks[idx].to(device))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses[step] = loss.item()
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{losses[step].item():.3f}")
-    return losses
+        return pixel_cross_entropy(model(images[idx].to(device)), masks[idx].to(device))
+
+    return train_steps(model, batch_loss, steps, lr=lr, warmup=0.15, seed=seed, progress=progress, desc=desc)
 
 
 @torch.no_grad()

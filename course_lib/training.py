@@ -214,3 +214,41 @@ def param_groups_by_depth(
         if unique:
             result.append({"params": unique, "lr": base_lr * decay ** (n - 1 - i), "name": name})
     return result
+
+
+def train_steps(
+    model: torch.nn.Module,
+    batch_loss: Callable[[torch.Generator], torch.Tensor],
+    steps: int,
+    *,
+    lr: float,
+    warmup: float = 0.1,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "training",
+) -> torch.Tensor:
+    """``steps`` Adam steps with a one-cycle schedule (``warmup``: share of the steps spent rising to
+    ``lr``) on ``batch_loss(generator)``, which draws its own mini-batch with the generator it is
+    given (seeded ``seed``) and returns the loss. Returns the loss of every step ``(steps,)``.
+    The step-count loop of the segmentation and detection lectures (``train_segmentation``,
+    ``train_detector``), where an epoch over scenes drawn at random has no special meaning."""
+    from tqdm.auto import tqdm
+
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=warmup)
+    gen = torch.Generator().manual_seed(seed)
+    losses = torch.empty(steps)
+    bar = tqdm(range(steps), desc=desc, leave=False, disable=not progress)
+    for step in bar:
+        loss = batch_loss(gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses[step] = loss.item()
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{losses[step].item():.3f}")
+    return losses

@@ -185,3 +185,40 @@ def test_param_groups_by_depth_rejects_bad_arguments():
         param_groups_by_depth(model, 0.1, 0.5, units=[model[:2]])  # a slice is a new Sequential
     with pytest.raises(ValueError, match="submodule"):
         param_groups_by_depth(model, 0.1, 0.5, units=[torch.nn.Linear(2, 2)])
+
+
+def test_train_steps_is_adam_with_a_one_cycle_schedule():
+    """train_steps equals the loop written out (same draws, Adam, OneCycleLR), step for step."""
+    from course_lib.training import train_steps
+
+    X, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+
+    def make():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+    ours = make()
+
+    def batch_loss(gen):
+        idx = torch.randint(0, 64, (16,), generator=gen)
+        return torch.nn.functional.cross_entropy(ours(X[idx]), y[idx])
+
+    losses = train_steps(ours, batch_loss, 25, lr=0.05, warmup=0.2, seed=3, progress=False)
+    ref = make()
+    opt = torch.optim.Adam(ref.parameters(), lr=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=25, pct_start=0.2)
+    gen = torch.Generator().manual_seed(3)
+    expected = []
+    for _ in range(25):
+        idx = torch.randint(0, 64, (16,), generator=gen)
+        loss = torch.nn.functional.cross_entropy(ref(X[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        expected.append(loss.item())
+    assert losses.tolist() == pytest.approx(expected, rel=1e-6)
+    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="steps"):
+        train_steps(ours, batch_loss, 0, lr=0.1)

@@ -7,9 +7,11 @@
    * ``course_lib.detection.nms`` (one vectorised round per kept box: its IoU with every remaining
      candidate in a few array operations, the suppressed ones dropped, so the candidates shrink);
    * the plain-Python reference (the lecture's loop: walk by score, compare with every kept box);
-   * no C++ peer: torchvision (whose ``nms`` is C++) is not allowed in this course's environment.
+   * the C++ peer: OpenCV's ``cv2.dnn.NMSBoxes`` (opencv-python-headless, from
+     ``requirements/benchmark-peers.txt``, one OpenCV thread); torchvision's C++ ``nms`` is not
+     allowed in this course's environment.
 
-   Both must return the same indices; the script checks it.
+   All must return the same indices; the script checks it.
 2. ``mean_average_precision`` in COCO style (AP@[.5:.95], 101 recall points, maxDets 100) against
    pycocotools 2.0.11 (``COCOeval.evaluate`` + ``accumulate``; its IoU is C, its matching Python) on
    1,000 random images with 3 classes; both numbers are reported and must agree to 1e-12.
@@ -116,6 +118,28 @@ def _pycocotools(dets, gts, n_classes: int = 3) -> float:
     return float(np.mean(p[p > -1]))
 
 
+def _import_cv2(smoke: bool):
+    """OpenCV, or None in a smoke run where it is not installed (a real-size run needs it)."""
+    try:
+        import cv2
+    except ImportError as exc:
+        if smoke:
+            return None
+        raise SystemExit(
+            f"OpenCV is not importable ({exc}): run `make bench` (it installs requirements/benchmark-peers.txt "
+            "into build/bench-peers) or `pip install --no-deps --target build/bench-peers -r "
+            "requirements/benchmark-peers.txt` and put build/bench-peers on PYTHONPATH"
+        ) from exc
+    cv2.setNumThreads(1)
+    return cv2
+
+
+def _nms_opencv(cv2, boxes: torch.Tensor, scores: torch.Tensor, thr: float) -> list[int]:
+    """cv2.dnn.NMSBoxes on (x, y, w, h) rectangles; score threshold 0 (every score here is >= 0)."""
+    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).double().tolist()
+    return np.asarray(cv2.dnn.NMSBoxes(xywh, scores.double().tolist(), 0.0, thr)).reshape(-1).tolist()
+
+
 def _timed(fn, *args):
     start = time.perf_counter()
     out = fn(*args)
@@ -133,6 +157,7 @@ def run(smoke: bool) -> BenchmarkReport:
         columns=["task", "implementation", "seconds", "x course_lib", "result"],
     )
     figures: dict[str, float] = {}
+    cv2 = _import_cv2(smoke)
     for layout in ("clustered", "uniform"):
         boxes, scores = _boxes(n_boxes, layout, g)
         nms(boxes, scores, 0.5)  # warm-up
@@ -149,6 +174,20 @@ def run(smoke: bool) -> BenchmarkReport:
             f"NMS {layout}", "plain Python reference", ref_s, ref_s / ours, f"{len(ref)} kept (same indices)"
         )
         figures[f"NMS {layout}: Python / course_lib (x)"] = ref_s / ours
+        if cv2 is not None:
+            _nms_opencv(cv2, boxes, scores, 0.5)  # warm-up
+            cv_times, cv_kept = [], []
+            for _ in range(repeats):
+                cv_kept, seconds = _timed(_nms_opencv, cv2, boxes, scores, 0.5)
+                cv_times.append(seconds)
+            if cv_kept != ref:
+                raise AssertionError(f"{layout}: OpenCV's NMSBoxes and the Python reference disagree")
+            cv_s = float(np.median(cv_times))
+            report.add_row(
+                f"NMS {layout}", f"OpenCV {cv2.__version__} cv2.dnn.NMSBoxes (C++)", cv_s, cv_s / ours,
+                f"{len(cv_kept)} kept (same indices)",
+            )
+            figures[f"NMS {layout}: OpenCV / course_lib (x)"] = cv_s / ours
         figures[f"NMS {layout}: course_lib ms"] = 1e3 * ours
 
     dets, gts = _dataset(n_images)
@@ -169,7 +208,10 @@ def run(smoke: bool) -> BenchmarkReport:
     report.figures = figures
     report.notes = [
         f"NMS: median of {repeats} runs for course_lib, one run for the Python reference; IoU threshold 0.5, float32",
-        "no C++ NMS peer: torchvision is not part of this environment",
+        "C++ NMS peer: OpenCV's cv2.dnn.NMSBoxes (median of as many runs, one OpenCV thread; its input "
+        "conversion to (x, y, w, h) lists is inside the timing); torchvision is not part of this environment"
+        if cv2 is not None
+        else "C++ NMS peer: OpenCV is not installed in this (smoke) run",
         f"1-minute load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after ({os.cpu_count()} cores)",
     ]
     return report

@@ -1337,7 +1337,7 @@ def train_detector(model: nn.Module, data: DetectionData, steps: int, batch: int
                    device: torch.device | str | None = None, seed: int = 0, progress: bool = True,
                    desc: str = "training") -> np.ndarray:
     """Adam with a one-cycle schedule (10 % warm-up) on ``model.loss`` for ``steps`` mini-batches of
-    ``batch`` images drawn with replacement from ``data``; returns the loss of every step.
+    ``batch`` images drawn with replacement from ``data``; returns the loss of every step, a numpy array ``(steps,)``.
     Works for :class:`TwoStageDetector` and :class:`YOLODetector` (anything with ``loss(images,
     boxes, labels, generator)``)."""
     from course_lib.training import train_steps

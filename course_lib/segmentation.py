@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -489,10 +490,10 @@ class ContextNetwork(nn.Module):
 # --------------------------------------------------------------------------------------------
 def train_segmentation(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, steps: int, batch: int, *,
                        lr: float = 2e-3, device: torch.device | str | None = None, seed: int = 0,
-                       progress: bool = True, desc: str = "training") -> torch.Tensor:
+                       progress: bool = True, desc: str = "training") -> np.ndarray:
     """Adam with a one-cycle schedule (15 % warm-up) on :func:`pixel_cross_entropy` for ``steps``
     mini-batches of ``batch`` images drawn with replacement; ``images (N, C, H, W)`` float,
-    ``masks (N, H, W)`` class labels. Returns the loss of every step ``(steps,)``."""
+    ``masks (N, H, W)`` class labels. Returns the loss of every step, a numpy array ``(steps,)``."""
     from course_lib.training import train_steps
 
     if steps < 1 or batch < 1:
@@ -507,7 +508,7 @@ def train_segmentation(model: nn.Module, images: torch.Tensor, masks: torch.Tens
         idx = torch.randint(0, len(images), (batch,), generator=gen)
         return pixel_cross_entropy(model(images[idx].to(device)), masks[idx].to(device))
 
-    return train_steps(model, batch_loss, steps, lr=lr, warmup=0.15, seed=seed, progress=progress, desc=desc)
+    return train_steps(model, batch_loss, steps, lr=lr, warmup=0.15, seed=seed, progress=progress, desc=desc).numpy()
 
 
 @torch.no_grad()

@@ -322,7 +322,7 @@ def test_train_and_evaluate_segmentation():
     torch.manual_seed(0)
     model = S.UNet(1, 11, depth=2, base_ch=8, batch_norm=True)
     losses = S.train_segmentation(model, X, Y, 40, 8, lr=5e-3, progress=False)
-    assert losses.shape == (40,) and torch.isfinite(losses).all()
+    assert isinstance(losses, np.ndarray) and losses.shape == (40,) and np.isfinite(losses).all()
     assert losses[-10:].mean() < 0.75 * losses[:5].mean()
     r = S.evaluate_segmentation(model, X, Y, 11, batch=10)
     with torch.no_grad():

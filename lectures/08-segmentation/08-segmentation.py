@@ -322,7 +322,7 @@ def run_experiment(X, Y, steps, batch, device):
     results = {}
     for name, model in make_models().items():
         start = time.perf_counter()
-        losses = S.train_segmentation(model, X, Y, steps[name], batch, device=device, desc=name).numpy()
+        losses = S.train_segmentation(model, X, Y, steps[name], batch, device=device, desc=name)
         seconds = time.perf_counter() - start
         r = S.evaluate_segmentation(model, X_test, Y_test, K, device=device)
         results[name] = {**r, "model": model.cpu(), "losses": losses, "seconds": seconds,
@@ -458,5 +458,9 @@ claim(results_gpu["U-Net"]["boundary"] > results_gpu["FCN"]["boundary"], "U-Net'
 #   (shared with lecture 09): the Jaccard metric and a U-Net forward pass with skip connections,
 #   with IoU, NMS, AP and YOLO targets from lecture 09.
 # - **Library:** `course_lib.segmentation` — the metrics, `pixel_cross_entropy`, `boundary_iou`,
-#   `FCN`, `UNet`, `ContextNetwork`; `course_lib.data.make_digit_scenes` for the data (see the API reference).
+#   `FCN`, `UNet`, `ContextNetwork`, `train_segmentation`, `evaluate_segmentation`;
+#   `course_lib.data.make_digit_scenes` for the data (see the API reference).
+# - **Benchmark:** `benchmarks/segmentation_detection.py` trains the three models (and lecture 09's
+#   detectors) for longer than this page can, towards the target of a U-Net mean IoU of 0.90;
+#   its numbers are in `benchmarks/RESULTS.md`.
 # - **Next lecture:** boxes instead of masks — object detection (lecture 09).

@@ -440,6 +440,8 @@ claim(results_gpu["YOLO"]["map50"] >= 0.90, "on the GPU run YOLO reaches mAP@0.5
 # - **Assignment:** [`assignments/08-segmentation-detection/`](../../assignments/08-segmentation-detection/08-segmentation-detection.ipynb)
 #   (shared with lecture 08): IoU, NMS, AP and YOLO target encoding, with the Jaccard metric and a U-Net forward pass.
 # - **Library:** `course_lib.detection` — boxes, IoU, NMS, anchors, the RPN and its loss, RoI pooling and RoIAlign,
-#   the Fast R-CNN head and its loss, YOLO, AP and mAP (see the API reference).
-# - **Benchmark:** `benchmarks/detection_speed.py` times NMS on 10,000 boxes (vectorised vs a Python loop) and
-#   mAP against pycocotools on 1,000 images.
+#   the Fast R-CNN head and its loss, YOLO, AP and mAP, and the complete `TwoStageDetector` and `YOLODetector`
+#   with `train_detector` and `evaluate_detector` (see the API reference).
+# - **Benchmark:** `benchmarks/detection_speed.py` times NMS on 10,000 boxes (vectorised vs a Python loop and
+#   OpenCV's C++) and mAP against pycocotools on 1,000 images; `benchmarks/segmentation_detection.py` trains
+#   both detectors for longer than this page can, towards mAP@0.5 ≥ 0.90 (results in `benchmarks/RESULTS.md`).

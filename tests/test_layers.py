@@ -172,7 +172,13 @@ def test_activation_layers_match_torch(cls, torch_fn, shape, seed, scale):
     assert layer.params == {} and layer.grads == {}
     assert y.shape == x.shape and dx.shape == x.shape
     assert max_rel_err(y, ty.detach().numpy()) < TOL
-    assert max_rel_err(dx, tx.grad.numpy()) < TOL if np.abs(tx.grad.numpy()).max() > 0 else np.all(dx == 0)
+    # Where |x| is large, tanh and sigmoid round to within an ulp of their limits and the derivative
+    # 1 - y^2 (or y (1 - y)) is a difference of nearly equal numbers: a y one ulp away from torch's
+    # moves it by ~2e-16 |dout| (hypothesis found x = -14: 4.46261e-12 against torch's 4.46226e-12,
+    # a relative error of 8e-5 on a derivative of 3e-12). Allow that absolute floor.
+    expected = tx.grad.numpy()
+    floor = 4 * np.finfo(np.float64).eps * float(np.abs(dout).max())
+    assert float(np.abs(dx - expected).max()) <= max(TOL * float(np.abs(expected).max()), floor)
 
 
 @pytest.mark.parametrize(("cls", "torch_fn"), ACTIVATIONS)

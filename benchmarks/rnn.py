@@ -14,7 +14,9 @@ Four experiments:
    source length.
 
 The models train with ``backend="torch"`` (the same parameters as the course's layers, which
-experiment 1 times), on a GPU when one is present. ``--smoke`` shrinks every size to seconds.
+experiment 1 times), on a GPU when one is present. ``--only char-lm`` (any of ``PARTS``) runs
+some experiments and merges them into the committed record, so the CPU-sized parts and the
+GPU-sized char-LSTM can be measured on different machines. ``--smoke`` shrinks every size to seconds.
 """
 
 from __future__ import annotations
@@ -248,19 +250,23 @@ def seq2seq(report: BenchmarkReport, smoke: bool) -> None:
                 report.figures[f"seq2seq {name}: exact match, source {lo}-{hi} chars (%)"] = acc
 
 
-def run(smoke: bool) -> BenchmarkReport:
+#: the parts ``--only`` can re-run on their own (the char-LSTM wants a GPU; the others fit a CPU)
+PARTS = ("speed", "char-lm", "tagger", "seq2seq")
+
+
+def run(smoke: bool, parts: tuple[str, ...] = PARTS) -> BenchmarkReport:
     report = BenchmarkReport(
         title="Recurrent networks (course_lib.sequence): LSTM speed, char-LSTM, BiLSTM tagger, seq2seq",
         columns=["experiment", "setting", "metric", "value", "note"],
     )
-    lstm_speed(report, smoke)
-    char_lm(report, smoke)
-    tagger(report, smoke)
-    seq2seq(report, smoke)
+    experiments = {"speed": lstm_speed, "char-lm": char_lm, "tagger": tagger, "seq2seq": seq2seq}
+    for part in parts:
+        with report.part(part):
+            experiments[part](report, smoke)
     report.notes.append("goals (full size): char-LSTM <= 1.55 nats/char, BiLSTM UPOS >= 93 %, seq2seq with attention "
                         ">= 99 % exact match, course LSTM <= 3x torch.nn.LSTM")
     return report
 
 
 if __name__ == "__main__":
-    benchmark_main("rnn", run)
+    benchmark_main("rnn", run, parts=PARTS)

@@ -54,3 +54,73 @@ def test_time_call_returns_the_median():
     calls = []
     assert time_call(lambda: calls.append(1), repeat=3, warmup=2) >= 0
     assert len(calls) == 5
+
+
+def _parts_script(values: dict[str, float]):
+    """A benchmark with parts "a" and "b"; each part's row and figure carry values[part]."""
+
+    def run(smoke: bool, parts: tuple[str, ...]) -> BenchmarkReport:
+        report = BenchmarkReport("parts demo", ["part", "value"])
+        for part in parts:
+            with report.part(part):
+                report.add_row(part, values[part])
+                report.figures[f"{part} value"] = values[part]
+                report.notes.append(f"note of {part}")
+        report.notes.append("device: test")  # outside every part: always from the latest run
+        return report
+
+    return run
+
+
+def test_only_reruns_one_part_and_keeps_the_others(tmp_path, capsys):
+    out = ["--out-dir", str(tmp_path)]
+    benchmark_main("pd", _parts_script({"a": 1.0, "b": 2.0}), out, parts=("a", "b"))
+    first = json.loads((tmp_path / "pd.json").read_text())
+    assert first["rows"] == [["a", 1.0], ["b", 2.0]] and first["row_parts"] == ["a", "b"]
+    assert set(first["parts"]) == {"a", "b"} and first["figure_parts"] == {"a value": "a", "b value": "b"}
+    # re-run part "a" alone with a new value: "b" is kept, untouched, with its own provenance
+    first["parts"]["b"]["date"] = "2000-01-01T00:00:00+00:00"
+    (tmp_path / "pd.json").write_text(json.dumps(first))
+    benchmark_main("pd", _parts_script({"a": 5.0, "b": -1.0}), [*out, "--only", "a"], parts=("a", "b"))
+    merged = json.loads((tmp_path / "pd.json").read_text())
+    assert merged["rows"] == [["a", 5.0], ["b", 2.0]]
+    assert merged["figures"] == {"a value": 5.0, "b value": 2.0}
+    assert merged["notes"] == ["note of a", "note of b", "device: test"]
+    assert merged["parts"]["b"]["date"].startswith("2000") and not merged["parts"]["a"]["date"].startswith("2000")
+    md = render_results_md(tmp_path)
+    assert "Parts measured in separate runs" in md and "- b: 2000-01-01" in md and "| a | 5 |" in md
+    # re-running part "b" after that keeps the new "a"
+    benchmark_main("pd", _parts_script({"a": 9.0, "b": 3.0}), [*out, "--only", "b"], parts=("a", "b"))
+    again = json.loads((tmp_path / "pd.json").read_text())
+    assert again["rows"] == [["a", 5.0], ["b", 3.0]] and len(again["notes"]) == 3
+    capsys.readouterr()
+
+
+def test_only_refuses_what_it_cannot_merge(tmp_path, capsys):
+    out = ["--out-dir", str(tmp_path)]
+    run = _parts_script({"a": 1.0, "b": 2.0})
+    benchmark_main("pd", run, [*out, "--only", "b"], parts=("a", "b"))  # no record yet: one with part b alone
+    partial = json.loads((tmp_path / "pd.json").read_text())
+    assert partial["rows"] == [["b", 2.0]] and list(partial["parts"]) == ["b"]
+    assert "Not measured yet: a (`python benchmarks/pd.py --only a`)" in render_results_md(tmp_path)
+    benchmark_main("pd", run, [*out, "--only", "a"], parts=("a", "b"))
+    assert json.loads((tmp_path / "pd.json").read_text())["rows"] == [["a", 1.0], ["b", 2.0]]
+    assert "Not measured yet" not in render_results_md(tmp_path)
+    legacy = {"name": "pd", "smoke": False, "columns": ["part", "value"], "rows": [], "figures": {}, "notes": []}
+    (tmp_path / "pd.json").write_text(json.dumps(legacy))
+    with pytest.raises(ValueError, match="before it had parts"):
+        benchmark_main("pd", run, [*out, "--only", "a"], parts=("a", "b"))
+    assert json.loads((tmp_path / "pd.json").read_text()) == legacy, "a refused merge must leave the record as it was"
+    with pytest.raises(SystemExit):  # an unknown part is an argparse error naming the choices
+        benchmark_main("pd", run, [*out, "--only", "c"], parts=("a", "b"))
+    assert "invalid choice: 'c'" in capsys.readouterr().err
+
+    def forgetful(smoke: bool, parts: tuple[str, ...]) -> BenchmarkReport:
+        return BenchmarkReport("t", ["x"])
+
+    with pytest.raises(RuntimeError, match=r"never opened part\(s\) \['a', 'b'\]"):
+        benchmark_main("pd", forgetful, out, parts=("a", "b"))
+    with pytest.raises(ValueError, match="do not nest"):
+        report = BenchmarkReport("t", ["x"])
+        with report.part("a"), report.part("b"):
+            pass

@@ -183,18 +183,20 @@ def write_record(
     out_dir: Path | None = None,
     parts: Sequence[str] | None = None,
     rerun: Sequence[str] | None = None,
+    sha: str | None = None,
 ) -> Path:
     """Write the JSON record of one benchmark run atomically; return its path.
 
     ``parts``: the parts the script declares; ``rerun``: the subset this run measured (default:
     all). When ``rerun`` is a proper subset, the run is merged into the record already at the path
-    (if there is none, the record holds just the parts run).
+    (if there is none, the record holds just the parts run). ``sha``: the commit the run started
+    from (default: HEAD now; a long run should pass the one it read at its start).
     """
     out_dir = out_dir or (SMOKE_RESULTS_DIR if smoke else RESULTS_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     report._sync_parts()
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    sha, machine = git_sha(), machine_info()
+    sha, machine = sha or git_sha(), machine_info()
     record: dict[str, Any] = {
         "name": name,
         "title": report.title,
@@ -258,6 +260,7 @@ def benchmark_main(
             help=f"run only these parts ({', '.join(parts)}) and merge them into the existing record",
         )
     args = parser.parse_args(argv)
+    sha = git_sha()  # the code that runs: HEAD may move during an hour-long run
     selected = [p for p in parts if p in (args.only or parts)] if parts else []
     start = time.perf_counter()
     report = run(args.smoke, tuple(selected)) if parts else run(args.smoke)
@@ -267,7 +270,7 @@ def benchmark_main(
     if missing:
         raise RuntimeError(f"benchmark {name}: run() never opened part(s) {missing} (use `with report.part(...)`)")
     path = write_record(
-        name, report, smoke=args.smoke, seconds=seconds, out_dir=args.out_dir, parts=parts, rerun=selected or None
+        name, report, smoke=args.smoke, seconds=seconds, out_dir=args.out_dir, parts=parts, rerun=selected or None, sha=sha
     )
     suffix = (" (smoke size)" if args.smoke else "") + (f" (parts: {', '.join(selected)})" if parts else "")
     print(f"## {report.title}{suffix}")

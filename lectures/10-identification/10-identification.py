@@ -587,6 +587,8 @@ md(f"Top-1 search accuracy on the unseen people: **{100 * top1:.1f} %**, top-5: 
 # - **Library:** `course_lib.identification` — distances, triplet losses and mining, `EmbeddingNet`,
 #   identity splits, verification pairs, ROC, gallery search (see the API reference).
 # - **Benchmark:** `benchmarks/identification_autoencoders.py` — verification of every mining
-#   strategy at 64×64, and `batch_hard_triplet_loss` against a loop over all triplets at batch
-#   sizes 32–512.
+#   strategy (64×64 faces on a GPU, 32×32 on a CPU), including batch-hard on plain Euclidean
+#   distances as Hermans et al. train it (on squared distances its loss sits near $\alpha$, as §3
+#   notes, and with longer training the embedding collapses), and `batch_hard_triplet_loss`
+#   against a loop over all triplets at batch sizes 32–512.
 # - **Next lecture:** autoencoders, where an embedding is learned without any labels.

@@ -142,41 +142,40 @@ def run(smoke: bool, parts: tuple[str, ...] = PARTS) -> BenchmarkReport:
             met = report.figures[key] >= goal
             report.notes.append(f"target: {key} >= {goal:.2f} ({'met' if met else 'NOT met'})")
 
-    for name in seg_parts:
-        torch.manual_seed(0)
-        with report.part(name):
-            trained(
-                "segmentation",
-                name,
-                _segmenters()[name](),
-                size["seg"][name],
-                size["seg_batch"],
-                lambda m, n, b: S.train_segmentation(m, X, Y, n, b, device=device, progress=False),
-                lambda m: S.evaluate_segmentation(m, Xt, Yt, K_SEG, device=device),
-            )
-            goal_note(name)
+    tasks = []  # (task, models to train, their builders, SIZES key, train_fn, evaluate_fn)
+    if seg_parts:
+        tasks.append((
+            "segmentation",
+            seg_parts,
+            _segmenters(),
+            "seg",
+            lambda m, n, b: S.train_segmentation(m, X, Y, n, b, device=device, progress=False),
+            lambda m: S.evaluate_segmentation(m, Xt, Yt, K_SEG, device=device),
+        ))
     if det_parts:
         det_train = D.scene_tensors(make_digit_scenes(size["scenes"], CANVAS, (1, 3), split="train", seed=0))
         det_test = D.scene_tensors(make_digit_scenes(size["test"], CANVAS, (1, 3), split="test", seed=1))
-    for name in det_parts:
-        torch.manual_seed(0)
-        with report.part(name):
-            trained(
-                "detection",
-                name,
-                _detectors()[name](),
-                size["det"][name],
-                size["det_batch"],
-                lambda m, n, b: D.train_detector(m, det_train, n, b, device=device, progress=False),
-                lambda m: D.evaluate_detector(m, det_test, device=device),
-            )
-            goal_note(name)
+        tasks.append((
+            "detection",
+            det_parts,
+            _detectors(),
+            "det",
+            lambda m, n, b: D.train_detector(m, det_train, n, b, device=device, progress=False),
+            lambda m: D.evaluate_detector(m, det_test, device=device),
+        ))
+    for task, names, builders, key, train_fn, evaluate_fn in tasks:
+        for name in names:
+            torch.manual_seed(0)
+            with report.part(name):
+                trained(task, name, builders[name](), size[key][name], size[f"{key}_batch"], train_fn, evaluate_fn)
+                goal_note(name)
     report.notes.append(
         f"{size['scenes']} training scenes (MNIST training digits), {size['test']} test scenes (MNIST test digits), "
         f"{CANVAS}x{CANVAS}, 1-3 digits each; device: {device.type}; Adam with a one-cycle schedule "
         "(segmentation lr 2e-3, detection 1e-3)"
     )
     return report
+
 
 if __name__ == "__main__":
     benchmark_main("segmentation_detection", run, parts=PARTS)

@@ -364,6 +364,84 @@ def test_engine_step_is_sgd_on_the_sgns_loss() -> None:
     torch.testing.assert_close(eng.W_out, W_out0 - lr * wout.grad)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("shared", [False, True])
+def test_grouped_engine_step_is_sgd_on_the_pairs_loss(seed: int, shared: bool) -> None:
+    """Skip-gram grouped by central word (``owner``): the update equals -lr x the autograd gradient
+    of the sum over the pairs of the SGNS loss, each pair with its own k noise words, or with those
+    of its bag (``shared_negatives``), where a noise word equal to the pair's target is skipped.
+    Random numbers of bags, targets per bag, bag widths (FastText-like bags of several rows) and k."""
+    rng = np.random.default_rng(seed)
+    V, R, d, lr = 12, 20, 4, 0.05
+    B, k, L = int(rng.integers(1, 5)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    per_bag = rng.integers(1, 4, size=B)
+    owner = np.repeat(np.arange(B), per_bag)
+    P = owner.size
+    bag = np.full((B, L), -1)
+    for i in range(B):
+        w = rng.integers(1, L + 1)
+        bag[i, :w] = rng.choice(R, size=w, replace=False)
+    targets = rng.integers(0, V, size=P)
+    negs = rng.integers(0, V, size=(B if shared else P, k))
+    negs[owner[0] if shared else 0, 0] = targets[0]  # a noise word that is the target: skipped
+    g = torch.Generator().manual_seed(seed)
+    eng = T._SGNSEngine(R, V, d, np.ones(V), torch.device("cpu"), seed=seed)
+    eng.W_out = torch.randn(V, d, generator=g) * 0.5
+    W_in0, W_out0 = eng.W_in.clone(), eng.W_out.clone()
+    win, wout = W_in0.clone().requires_grad_(), W_out0.clone().requires_grad_()
+    loss = torch.zeros(())
+    for p in range(P):
+        rows = [r for r in bag[owner[p]] if r >= 0]
+        h = win[rows].mean(0)
+        loss = loss - F.logsigmoid(wout[targets[p]] @ h)
+        for j in negs[owner[p] if shared else p]:
+            if j != targets[p]:
+                loss = loss - F.logsigmoid(-(wout[j] @ h))
+    loss.backward()
+    got = eng.step(
+        torch.from_numpy(bag), torch.from_numpy(targets), torch.from_numpy(negs), lr,
+        owner=torch.from_numpy(owner), shared_negatives=shared,
+    )  # fmt: skip
+    assert got == pytest.approx(float(loss.detach()), rel=1e-5)
+    torch.testing.assert_close(eng.W_out, W_out0 - lr * wout.grad)
+    # word2vec / fastText spread: every row of a bag moves by the full gradient of its mean h
+    expected_in = W_in0.clone()
+    for i in range(B):
+        rows = [r for r in bag[i] if r >= 0]
+        hv = W_in0[rows].mean(0).requires_grad_()
+        part = torch.zeros(())
+        for p in np.flatnonzero(owner == i):
+            part = part - F.logsigmoid(W_out0[targets[p]] @ hv)
+            for j in negs[i if shared else p]:
+                if j != targets[p]:
+                    part = part - F.logsigmoid(-(W_out0[j] @ hv))
+        part.backward()
+        for r in rows:
+            expected_in[r] -= lr * hv.grad
+    torch.testing.assert_close(eng.W_in, expected_in)
+    with pytest.raises(ValueError, match="negatives must be"):
+        eng.step(
+            torch.from_numpy(bag), torch.from_numpy(targets), torch.from_numpy(negs[:0]), lr,
+            owner=torch.from_numpy(owner), shared_negatives=shared,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_grouped_order_keeps_each_bag_with_its_targets(seed: int) -> None:
+    """The shuffle of grouped examples: bags permuted, targets reordered so that each bag's
+    targets follow it, offsets delimiting them (brute force: concatenate per bag)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    owner = np.sort(rng.integers(0, n, size=int(rng.integers(1, 80))))
+    owner = np.searchsorted(np.unique(owner), owner)  # every bag owns a target, as the maker's
+    n = int(owner.max()) + 1
+    perm = rng.permutation(n)
+    order, offsets = T._grouped_order(owner, n, perm)
+    expected = np.concatenate([np.flatnonzero(owner == b) for b in perm])
+    np.testing.assert_array_equal(order, expected)
+    np.testing.assert_array_equal(np.diff(offsets), np.bincount(owner, minlength=n)[perm])
+
+
 # ============================================================================ keyed vectors
 def analogy_vocab(seed: int) -> KeyedVectors:
     """Words of questions-words.txt with random vectors, plus a planted relation: in the first
@@ -516,12 +594,15 @@ def topic_precision(kv, topics: int = 10, per_topic: int = 20, k: int = 5) -> fl
     return float(np.mean(hits))
 
 
-@pytest.mark.parametrize("mode", ["skipgram", "cbow"])
-def test_word2vec_learns_what_gensim_learns(mode: str) -> None:
+@pytest.mark.parametrize(("mode", "shared"), [("skipgram", False), ("skipgram", True), ("cbow", False)])
+def test_word2vec_learns_what_gensim_learns(mode: str, shared: bool) -> None:
     """On a corpus with planted topics, trained with the same settings, our nearest neighbours
-    are same-topic words at least as often as gensim's (seed 12.10: similar words)."""
+    are same-topic words at least as often as gensim's (seed 12.10: similar words); also with
+    the noise words shared by a central word's contexts."""
     corpus = topic_corpus(0)
-    ours = train_word2vec(corpus, dim=16, epochs=3, mode=mode, progress=False, workers=1, seed=0)
+    ours = train_word2vec(
+        corpus, dim=16, epochs=3, mode=mode, progress=False, workers=1, seed=0, shared_negatives=shared
+    )
     theirs = GensimWord2Vec(corpus, vector_size=16, epochs=3, sg=int(mode == "skipgram"), workers=1, seed=0).wv
     assert len(ours) == len(theirs) == 230
     mine, ref = topic_precision(ours), topic_precision(theirs)

@@ -77,7 +77,8 @@ claim(torch.allclose(demo.fc(manual), demo(x), atol=1e-6), "TextCNN is conv -> R
 #
 # One fixed, seeded, stratified 90/10 split of MR (Kim: 10-fold cross-validation), Adadelta
 # ($\rho = 0.95$), mini-batches of 50, a few epochs, the test accuracy after the last epoch (no
-# early stopping), one seed here (`benchmarks/text_cnn.py` runs 10 epochs and 3 seeds). No
+# early stopping), one seed here (`benchmarks/text_cnn.py` runs 3 seeds with Kim's early stopping on a
+# development set, up to 25 epochs for CNN-rand and 10 for the pretrained modes). No
 # GoogleNews vectors exist on this machine, so "word2vec" is the course's own skip-gram trained on
 # Brown plus the MR training sentences — about 1/80,000 of GoogleNews' 100 billion words.
 # <!-- narrative -->
@@ -185,4 +186,4 @@ claim(max(results["non-static"], results["multichannel"]) >= results["static"] -
 #
 # - **Assignment:** none for this lecture; [`assignments/12-word-embeddings/`](../../assignments/12-word-embeddings/12-word-embeddings.ipynb) covers the embeddings.
 # - **Library:** `course_lib.text` — `TextCNN`, `train_word2vec`, `average_embeddings` (see the API reference).
-# - **Benchmark:** `benchmarks/text_cnn.py` — 10 epochs, 3 seeds, the four modes and the baseline.
+# - **Benchmark:** `benchmarks/text_cnn.py` — 3 seeds, early stopping on a development set, the four modes and the baseline.

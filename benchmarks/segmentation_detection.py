@@ -14,7 +14,7 @@
    seconds, inference images/s. Target: mAP@0.5 >= 0.90 for both.
 
 Sizes (scenes, steps, batch) depend on the device: ``SIZES["cuda"]`` are the lectures' GPU cells;
-``SIZES["cpu"]`` fit in about 105 minutes on one core of this course's 2-core CPU, an hour of it
+``SIZES["cpu"]`` fit in about two hours on one core of this course's 2-core CPU, an hour of it
 the U-Net (mean IoU 0.70 after 1,500 steps of 16, 0.88 after 5,000, 0.893 after 8,000, 0.8995
 after 15,000 on 8,000 scenes, hence 15,000 steps on 20,000 scenes; the FCN gets the same budget,
 the dilated network, 4x slower a step, 1,500 steps). ``--smoke``: a

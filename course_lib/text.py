@@ -922,8 +922,8 @@ class _SGNSEngine:
         target belongs to (skip-gram grouped by central word: the bag's ``h`` is gathered and its
         gradient scattered once for all its context words); negatives are then (P, k), fresh per
         target (word2vec), or, with ``shared_negatives``, (B, k), shared by every target of the bag
-        (Ji et al. 2016): each
-        (target, noise word) pair counts once, except where the noise word *is* that target.
+        (Ji et al. 2016). Each (target, noise word) pair counts once, except where the noise word
+        *is* that target (word2vec skips it); the returned loss is weighted the same way.
         The gradient ``g`` w.r.t. ``h`` is added to *every* row of the bag (``spread="full"``: word2vec's
         CBOW, fastText; with a mean, ``h`` then moves by exactly ``g``), or ``g / |bag|``
         (``spread="mean"``, the exact gradient of the mean). Rows below ``frozen_below`` are not

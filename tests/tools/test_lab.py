@@ -343,6 +343,29 @@ def test_instructors_lab_has_formgrader_and_create_assignment(lab_page, tmp_path
         instructor.stop()
 
 
+def unexpected_tracebacks(log: str) -> list[str]:
+    """The tracebacks of a server log, less ipykernel's known shutdown race: a control message
+    handled while the kernel closes its iopub pipe flushes stderr into a closed socket (ENOTSOCK,
+    logged by tornado as an uncaught ZMQStream callback; ipython/ipykernel#1518). It says nothing
+    about the course's configuration, and it comes and goes with the timing of the shutdown."""
+    blocks = log.split("Traceback (most recent call last):")[1:]
+    known = ("ipykernel/iostream.py", "zmq.error.ZMQError: Socket operation on non-socket")
+    return [b for b in blocks if not all(k in b.split("\n[", 1)[0] for k in known)]
+
+
+def test_unexpected_tracebacks_tolerates_only_the_ipykernel_shutdown_race():
+    race = (
+        "ERROR:tornado.general:Uncaught exception in ZMQStream callback\nTraceback (most recent call last):\n"
+        '  File ".../ipykernel/iostream.py", line 343, in schedule\n    self._event_pipe.send(b"")\n'
+        "zmq.error.ZMQError: Socket operation on non-socket\n[I 2026-12-02 ServerApp] done\n"
+    )
+    other = 'Traceback (most recent call last):\n  File "x.py", line 1\nKeyError: 1\n'
+    assert unexpected_tracebacks("[I] started\n" + race) == []
+    assert len(unexpected_tracebacks(race + other)) == 1
+    same_error_elsewhere = other.replace("KeyError: 1", "zmq.error.ZMQError: Socket operation on non-socket")
+    assert len(unexpected_tracebacks(same_error_elsewhere)) == 1
+
+
 def test_the_server_shuts_down_cleanly_with_its_kernels(lab):
     kernel = lab.api("POST", "api/kernels", {"name": "python3"})
     stdout, reply = execute(lab, kernel["id"], "import os; print(os.getpid())")
@@ -365,5 +388,5 @@ def test_the_server_shuts_down_cleanly_with_its_kernels(lab):
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", lab.port)) != 0, "the port is still open after shutdown"
     log = lab.log()
-    assert "Traceback" not in log, log[-3000:]
+    assert unexpected_tracebacks(log) == [], log[-3000:]
     assert snapshot((ROOT / LECTURE).parent) == lab.lecture_files, "opening the lecture in JupyterLab changed files"

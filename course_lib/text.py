@@ -223,20 +223,33 @@ class Vocab:
         return out
 
     def encode_batch(
-        self, token_lists: Sequence[Sequence[str]], *, max_len: int | None = None, min_len: int = 1
+        self,
+        token_lists: Sequence[Sequence[str]],
+        *,
+        max_len: int | None = None,
+        min_len: int = 1,
+        edge_pad: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode and right-pad with ``pad_id``: ``(ids (B, L) int64, lengths (B,) int64)``, where
-        ``L = max(min_len, longest)``, and sequences longer than ``max_len`` are cut."""
+        ``L = max(min_len, longest + 2 * edge_pad)``, and sequences longer than ``max_len`` are cut.
+
+        ``edge_pad``: ``pad_id`` tokens put before *and* after every sequence, as Kim (2014) pads a
+        sentence with ``h_max - 1`` zero vectors on each side so that a width-``h_max`` filter sees
+        the first and last words at every offset. Row ``i`` is then ``edge_pad`` pads, the
+        sequence, and pads up to ``L``; ``lengths`` counts the sequence's own tokens only.
+        """
         if self.pad is None:
             raise ValueError("encode_batch needs a pad token: build the vocabulary with pad='<pad>'")
+        if edge_pad < 0:
+            raise ValueError(f"edge_pad must be >= 0, got {edge_pad}")
         seqs = [self.encode(t) for t in token_lists]
         if max_len is not None:
             seqs = [s[:max_len] for s in seqs]
         lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
-        width = max([min_len, *lengths.tolist()])
+        width = max([min_len, *(n + 2 * edge_pad for n in lengths.tolist())])
         out = torch.full((len(seqs), width), self.pad_id, dtype=torch.int64)
         for i, s in enumerate(seqs):
-            out[i, : len(s)] = torch.from_numpy(s)
+            out[i, edge_pad : edge_pad + len(s)] = torch.from_numpy(s)
         return out, lengths
 
 

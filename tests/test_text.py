@@ -108,6 +108,13 @@ def test_vocab_specials_encode_decode_batch() -> None:
     batch, lengths = v.encode_batch([["a", "b"], ["c"], []], min_len=3)
     assert batch.shape == (3, 3) and lengths.tolist() == [2, 1, 0]
     assert batch[1].tolist() == [v.stoi["c"], 0, 0] and batch[2].tolist() == [0, 0, 0]
+    padded, plengths = v.encode_batch([["a", "b"], ["c"]], edge_pad=2)
+    assert plengths.tolist() == [2, 1] and padded.shape == (2, 6), "L = longest + 2 * edge_pad"
+    assert padded[0].tolist() == [0, 0, v.stoi["a"], v.stoi["b"], 0, 0]
+    assert padded[1].tolist() == [0, 0, v.stoi["c"], 0, 0, 0]
+    assert v.encode_batch([["a"]], edge_pad=1, min_len=7)[0].shape == (1, 7)
+    with pytest.raises(ValueError, match="edge_pad"):
+        v.encode_batch([["a"]], edge_pad=-1)
     assert v["nope"] == 1
     plain = Vocab.build(sents, min_count=2)
     assert plain.encode(["a", "d", "b"]).tolist() == [plain.stoi["a"], plain.stoi["b"]], "no unk: drop unknowns"

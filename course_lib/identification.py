@@ -53,6 +53,7 @@ __all__ = [
     "best_threshold_accuracy",
     "count_triplets",
     "gallery_search",
+    "identity_folds",
     "identity_split",
     "pairwise_distances",
     "pairwise_ranking_loss",
@@ -410,6 +411,47 @@ def identity_split(
     test_people = np.random.default_rng(seed).choice(people, size=n_test_identities, replace=False)
     is_test = np.isin(labels, test_people)
     return np.flatnonzero(~is_test).astype(np.int64), np.flatnonzero(is_test).astype(np.int64)
+
+
+def identity_folds(
+    labels: torch.Tensor | np.ndarray | Sequence[int],
+    n_folds: int,
+    n_val_identities: int = 0,
+    *,
+    seed: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Cross-validation by **person**: ``[(train_idx, val_idx, test_idx)]``, one triple per fold.
+
+    The people are shuffled with ``numpy.random.default_rng(seed)`` and dealt into ``n_folds``
+    folds of (nearly) equal size (``numpy.array_split``); fold ``k``'s people are its test people,
+    so every person is a test person exactly once. Of the other people, ``n_val_identities``
+    (:func:`identity_split` with ``seed + 1``) are validation people, e.g. to choose a
+    verification threshold, and the rest are training people. No person is on two sides of a
+    fold. Index arrays are sorted int64 (``val_idx`` is empty when ``n_val_identities = 0``).
+    One split of a few test people is a noisy estimate; the mean over the folds is steadier.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be (N,), got shape {labels.shape}")
+    people = np.unique(labels)
+    if not 2 <= n_folds <= len(people):
+        raise ValueError(f"n_folds must be in 2..{len(people)} for {len(people)} people, got {n_folds}")
+    largest_fold = -(-len(people) // n_folds)
+    if not 0 <= n_val_identities < len(people) - largest_fold:
+        raise ValueError(
+            f"n_val_identities={n_val_identities} leaves no training people: with {n_folds} folds of "
+            f"{len(people)} people, at most {len(people) - largest_fold - 1} can be validation people"
+        )
+    folds = []
+    for test_people in np.array_split(np.random.default_rng(seed).permutation(people), n_folds):
+        is_test = np.isin(labels, test_people)
+        rest, test = np.flatnonzero(~is_test).astype(np.int64), np.flatnonzero(is_test).astype(np.int64)
+        if n_val_identities:
+            train_pos, val_pos = identity_split(labels[rest], n_val_identities, seed=seed + 1)
+            folds.append((rest[train_pos], rest[val_pos], test))
+        else:
+            folds.append((rest, np.empty(0, dtype=np.int64), test))
+    return folds
 
 
 def verification_pairs(

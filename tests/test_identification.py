@@ -26,6 +26,7 @@ from course_lib.identification import (
     best_threshold_accuracy,
     count_triplets,
     gallery_search,
+    identity_folds,
     identity_split,
     pairwise_distances,
     pairwise_ranking_loss,
@@ -329,6 +330,41 @@ def test_identity_split_never_shares_a_person(seed):
     assert len(np.unique(labels[test])) == 10
     with pytest.raises(ValueError, match="n_test_identities"):
         identity_split(labels, 40)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_identity_folds_test_every_person_once_and_never_share_one(seed):
+    rng = np.random.default_rng(seed)
+    n_people = int(rng.integers(6, 41))
+    labels = rng.permutation(np.repeat(rng.permutation(1000)[:n_people], rng.integers(1, 8, n_people)))
+    n_folds = int(rng.integers(2, min(n_people, 7) + 1))
+    n_val = int(rng.integers(0, n_people - -(-n_people // n_folds)))
+    folds = identity_folds(labels, n_folds, n_val, seed=seed)
+    assert len(folds) == n_folds
+    tested = np.concatenate([labels[test] for _, _, test in folds])
+    assert sorted(np.unique(tested)) == sorted(np.unique(labels)) and len(tested) == len(labels), "each image tested once"
+    sizes = [len(np.unique(labels[test])) for _, _, test in folds]
+    assert max(sizes) - min(sizes) <= 1, "folds of nearly equal numbers of people"
+    for train, val, test in folds:
+        assert np.array_equal(np.sort(np.r_[train, val, test]), np.arange(len(labels))), "a fold covers every image"
+        people = [set(labels[part]) for part in (train, val, test)]
+        assert people[0].isdisjoint(people[1]) and people[0].isdisjoint(people[2]) and people[1].isdisjoint(people[2])
+        assert len(people[1]) == n_val and len(people[0]) >= 1
+        assert all(np.all(np.diff(part) > 0) for part in (train, val, test)), "sorted index arrays"
+    again = identity_folds(labels, n_folds, n_val, seed=seed)
+    assert all(np.array_equal(a, b) for fa, fb in zip(folds, again, strict=True) for a, b in zip(fa, fb, strict=True))
+
+
+def test_identity_folds_refuses_impossible_sizes():
+    labels = np.arange(400) // 10
+    with pytest.raises(ValueError, match="n_folds"):
+        identity_folds(labels, 1)
+    with pytest.raises(ValueError, match="n_folds"):
+        identity_folds(labels, 41)
+    with pytest.raises(ValueError, match="no training people"):
+        identity_folds(labels, 4, 30)
+    with pytest.raises(ValueError, match="labels"):
+        identity_folds(labels.reshape(20, 20), 4)
 
 
 def test_verification_pairs_all_and_balanced():

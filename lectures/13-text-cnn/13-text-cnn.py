@@ -77,8 +77,11 @@ claim(torch.allclose(demo.fc(manual), demo(x), atol=1e-6), "TextCNN is conv -> R
 #
 # One fixed, seeded, stratified 90/10 split of MR (Kim: 10-fold cross-validation), Adadelta
 # ($\rho = 0.95$), mini-batches of 50, a few epochs, the test accuracy after the last epoch (no
-# early stopping), one seed here (`benchmarks/text_cnn.py` runs 3 seeds with Kim's early stopping on a
-# development set, up to 25 epochs for CNN-rand and 10 for the pretrained modes). No
+# early stopping), one seed here. `benchmarks/text_cnn.py` follows Kim more closely: CNN-rand by
+# 10-fold cross-validation, up to 25 epochs; the pretrained modes on this split with 3 seeds, up
+# to 10 epochs; early stopping on a development set (10 % of the training sentences); and every
+# sentence padded with 4 pad tokens on each side (`encode_batch(..., edge_pad=4)`), as Kim's code
+# does, so that a width-5 filter also sees the first and last words at every offset. No
 # GoogleNews vectors exist on this machine, so "word2vec" is the course's own skip-gram trained on
 # Brown plus the MR training sentences — about 1/80,000 of GoogleNews' 100 billion words.
 # <!-- narrative -->
@@ -186,4 +189,5 @@ claim(max(results["non-static"], results["multichannel"]) >= results["static"] -
 #
 # - **Assignment:** none for this lecture; [`assignments/12-word-embeddings/`](../../assignments/12-word-embeddings/12-word-embeddings.ipynb) covers the embeddings.
 # - **Library:** `course_lib.text` — `TextCNN`, `train_word2vec`, `average_embeddings` (see the API reference).
-# - **Benchmark:** `benchmarks/text_cnn.py` — 3 seeds, early stopping on a development set, the four modes and the baseline.
+# - **Benchmark:** `benchmarks/text_cnn.py` — CNN-rand by Kim's 10-fold cross-validation, the pretrained modes and the
+#   baseline on the fixed split with 3 seeds, early stopping on a development set.

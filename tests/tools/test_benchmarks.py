@@ -124,3 +124,12 @@ def test_only_refuses_what_it_cannot_merge(tmp_path, capsys):
         report = BenchmarkReport("t", ["x"])
         with report.part("a"), report.part("b"):
             pass
+
+
+def test_readme_names_every_benchmark_that_has_parts():
+    """The README's `--only` row lists the scripts whose parts can be re-run alone."""
+    with_parts = sorted(p.stem for p in SCRIPTS if "parts=PARTS" in p.read_text())
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if "scripts with `PARTS`" in line)
+    listed = row.split("scripts with `PARTS`:", 1)[1].split(")", 1)[0]
+    missing = [name for name in with_parts if f"`{name}`" not in listed]
+    assert with_parts and not missing, f"README's --only row does not name {missing}: add them"

@@ -16,7 +16,9 @@ max-over-time, dropout 0.5, l2 max-norm 3 on the output layer, Adadelta (rho 0.9
 of 50, ``EPOCHS`` epochs (25 for CNN-rand, as Kim's code; 10 for the pretrained modes, which peak
 earlier), every sentence padded with ``EDGE_PAD`` = 4 pad tokens on each side as Kim's
 ``get_idx_from_sent`` does (so that a width-5 filter sees the first and last words at every offset;
-a mini-batch is cut to its longest sentence plus the pads, which changes nothing but the time), and
+Kim pads every sentence further, to the longest in the corpus; here a mini-batch is cut to its
+longest sentence plus the pads, which saves time and differs only in that the batch's longest
+sentences get no window made of width-5 padding alone), and
 Kim's early stopping: 10 % of the training sentences are held out as a
 development set and the reported test accuracy is the one of the epoch with the best development
 accuracy (the last epoch's test accuracy swings by several points from epoch to epoch). CNN-rand

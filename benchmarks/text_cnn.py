@@ -7,6 +7,12 @@ none may be downloaded), so the pretrained embeddings here are the course's own 
 the training sentences of MR — about 1/80,000 of GoogleNews' 100 billion words, so the gain of
 pretraining is expected to be smaller than Kim's.
 
+Text: both MR and Brown are tokenised by :func:`course_lib.text.tokenize_like_kim`, the cleaning of
+Kim's released code (only ASCII letters, digits and ``( ) , ! ? ' ` `` are kept; the clitics
+``n't 's 've 're 'd 'll`` and ``( ) , ! ?`` are tokens of their own; lower case). On fold 1 and 2
+of the cross-validation it moved CNN-rand from 74.34 / 74.95 % (MR's own whitespace tokens) to
+77.15 / 75.14 %.
+
 Protocol. CNN-rand: Kim's 10-fold cross-validation -- ten seeded, stratified folds of the 10,662
 sentences, each one the test set once; the model seed is the fold's number and the vocabulary is
 built on the fold's training sentences. The pretrained modes (whose word2vec is trained on the
@@ -46,7 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.data import load_brown, load_mr_polarity
-from course_lib.text import TextCNN, Vocab, average_embeddings, train_word2vec
+from course_lib.text import TextCNN, Vocab, average_embeddings, tokenize_like_kim, train_word2vec
 from course_tools.benchmarking import BenchmarkReport, benchmark_main
 
 KIM_MR = {"rand": 76.1, "static": 81.0, "non-static": 81.5, "multichannel": 81.1}
@@ -174,7 +180,7 @@ def run(smoke: bool, parts: tuple[str, ...] = PARTS) -> BenchmarkReport:
     from sklearn.linear_model import LogisticRegression
 
     sentences, labels = load_mr_polarity()
-    tokens = [s.split() for s in sentences]
+    tokens = [tokenize_like_kim(s) for s in sentences]  # Kim's cleaning of the text
     train_idx, test_idx = _split(labels, 0.1, seed=0)
     if smoke:
         rng = np.random.default_rng(0)
@@ -185,7 +191,7 @@ def run(smoke: bool, parts: tuple[str, ...] = PARTS) -> BenchmarkReport:
     kv, w2v_seconds = None, 0.0
     if any(p != "rand" for p in parts):
         brown = load_brown()[: 3000 if smoke else None]
-        w2v_corpus = [[w.lower() for w in s] for s in brown] + [tokens[i] for i in train_idx]
+        w2v_corpus = [tokenize_like_kim(" ".join(s)) for s in brown] + [tokens[i] for i in train_idx]
         start = time.perf_counter()
         kv = train_word2vec(
             w2v_corpus, dim=32 if smoke else 100, epochs=1 if smoke else 5, min_count=5, progress=False, seed=0
@@ -242,6 +248,7 @@ def run(smoke: bool, parts: tuple[str, ...] = PARTS) -> BenchmarkReport:
     report.notes += [
         f"pretrained modes and baseline: the fixed stratified split, {len(fit_idx)} train / {len(dev_idx)} development / "
         f"{len(test_idx)} test sentences (seeds 0 and 1), test accuracy at the best development epoch",
+        "text: MR and Brown tokenised by course_lib.text.tokenize_like_kim (Kim's cleaning)",
         f"every sentence is padded with {EDGE_PAD} pad tokens on each side (Kim's get_idx_from_sent); "
         f"CNN-rand embeds in {RAND_DIM if not smoke else 32} dimensions (Kim's k = 300), the word2vec modes in "
         f"{32 if smoke else 100}",

@@ -40,6 +40,7 @@ from course_lib.text import (
     skipgram_pairs,
     subsample_keep_prob,
     tokenize,
+    tokenize_like_kim,
     train_fasttext,
     train_word2vec,
 )
@@ -75,6 +76,39 @@ def test_tokenize_words_apostrophes_unicode() -> None:
     assert tokenize("  ,,; ") == []
     with pytest.raises(TypeError):
         tokenize(["a", "b"])  # type: ignore[arg-type]
+
+
+def test_tokenize_like_kim_hand_examples() -> None:
+    # the rules of Kim's (2014) released preprocessing, worked out by hand
+    assert tokenize_like_kim("It's a well-made, funny film -- isn't it?!") == (
+        "it 's a well made , funny film is n't it ? !".split()
+    )
+    assert tokenize_like_kim("we'll (maybe) see; you'd they're i've \"café\"") == (
+        "we 'll ( maybe ) see you 'd they 're i 've caf".split()
+    )
+    assert tokenize_like_kim("DON'T `Stop`", lower=False) == ["DO", "N'T", "`Stop`"]
+    assert tokenize_like_kim(" ... -- ; ") == []
+    with pytest.raises(TypeError):
+        tokenize_like_kim(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tokenize_like_kim_keeps_every_allowed_character_in_order(seed: int) -> None:
+    # random text made of the pieces the rules act on: words, clitics, kept and dropped punctuation
+    rng = np.random.default_rng(seed)
+    pieces = "film Good do n't 's 've 're 'd 'll ' ` , ! ? ( ) . - ; \" é ü 42".split() + [" ", "  ", "\t"]
+    text = "".join(rng.choice(pieces, size=200))
+    tokens = tokenize_like_kim(text)
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789(),!?'`")
+    assert all(t and set(t) <= allowed for t in tokens)
+    # nothing allowed is lost, added or reordered: only spaces move
+    assert "".join(tokens) == "".join(c for c in text.lower() if c in allowed)
+    for t in tokens:
+        if any(c in t for c in "(),!?"):
+            assert len(t) == 1, f"punctuation must be a token of its own, got {t!r}"
+        for clitic in ("n't", "'s", "'ve", "'re", "'d", "'ll"):
+            if clitic in t:
+                assert t.startswith(clitic), f"clitic {clitic!r} must start its token, got {t!r}"
 
 
 @pytest.mark.parametrize("seed", range(3))

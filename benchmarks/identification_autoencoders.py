@@ -10,7 +10,8 @@ Four experiments with ``course_lib.identification`` and ``course_lib.autoencoder
    distances of unit vectors, alpha = 0.2) with batch-all, semi-hard and batch-hard mining, and
    batch-hard as Hermans et al. (2017) recommend it (plain Euclidean distances, margin 1.0; on
    squared distances the hardest triplets pull every embedding together and the loss sticks at
-   alpha) -- on P x K batches of 15 people x 4 images with flips and shifts as augmentation; the
+   alpha) -- on P x K batches of 15 people x 4 images, augmented by flips, small random affines and
+   brightness/contrast jitter (``_augment``); the
    DeepFace-style baseline (the same network with a 25-way classifier on top, cross-entropy; its
    L2-normalised penultimate layer as descriptor) and raw pixels (centred, normalised). Every
    descriptor is the normalised mean of the image's and its mirror image's (flip test-time
@@ -62,6 +63,7 @@ from course_lib.identification import (
     verification_accuracy,
     verification_pairs,
 )
+from course_lib.regularization import random_augment
 from course_tools.benchmarking import BenchmarkReport, benchmark_main, time_call
 
 MARGIN = 0.2  # FaceNet's alpha, on squared distances between unit vectors (which lie in [0, 4])
@@ -93,13 +95,15 @@ def _device() -> torch.device:
 # 1. verification on unseen people
 # --------------------------------------------------------------------------------------------
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random horizontal flips and shifts of up to 4 pixels (reflect padding). x: (N, 1, H, W)."""
-    n, _, h, w = x.shape
+    """Random horizontal flips; one random affine per image (``random_augment``: rotation up to
+    10 degrees, zoom 0.9-1.1, shifts up to 1/16 of the side, mean-grey fill); contrast and
+    brightness jitter of +-0.2 (the faces are standardised). x: (N, 1, H, W) -> same shape."""
+    n = x.shape[0]
     flip = torch.rand(n, generator=gen) < 0.5
     x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
-    padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
-    dy, dx = torch.randint(0, 9, (2, n), generator=gen).tolist()
-    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+    x = random_augment(x, gen, max_angle=10.0, max_shift=x.shape[-1] / 16, scale_range=(0.9, 1.1))
+    contrast, brightness = (0.2 * (2 * torch.rand(2, n, 1, 1, 1, generator=gen) - 1)).to(x.device)
+    return x * (1 + contrast) + brightness
 
 
 def _pk_batch(labels: np.ndarray, p: int, k: int, rng: np.random.Generator) -> np.ndarray:

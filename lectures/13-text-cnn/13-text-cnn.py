@@ -49,8 +49,9 @@ KIM_MR = {"rand": 76.1, "static": 81.0, "non-static": 81.5, "multichannel": 81.1
 print(f"smoke mode: {SMOKE}; {CNN_EPOCHS} CNN epochs; word2vec d = {W2V_DIM}")
 
 sentences, labels = load_mr_polarity()
-tokens = [s.split() for s in sentences]
+tokens = [T.tokenize_like_kim(s) for s in sentences]  # Kim's cleaning, see §2
 print(f"MR: {len(sentences):,} sentences, {int(labels.sum()):,} positive; e.g. {sentences[0][:80]!r}")
+print(f"tokenised: {tokens[0][:16]}")
 
 # %% [markdown]
 # ## 1. The model
@@ -84,7 +85,10 @@ claim(torch.allclose(demo.fc(manual), demo(x), atol=1e-6), "TextCNN is conv -> R
 # does, so that a width-5 filter also sees the first and last words at every offset. No
 # GoogleNews vectors exist on this machine, so "word2vec" is the course's own skip-gram trained on
 # Brown plus the MR training sentences — about 1/80,000 of GoogleNews' 100 billion words.
-# <!-- narrative -->
+# The text is cleaned as in Kim's released code (`T.tokenize_like_kim`): only ASCII letters,
+# digits, `( ) , ! ?`, the apostrophe and the backtick survive, the clitics `n't 's 've 're 'd 'll` become tokens of their
+# own, and so do `( ) , ! ?` — "isn't it?!" is `is n't it ? !`, so "n't" is one word that every
+# negation shares. <!-- narrative -->
 
 # %%
 rng = np.random.default_rng(0)
@@ -93,7 +97,7 @@ test_idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[
 train_idx = np.setdiff1d(np.arange(labels.size), test_idx)
 if SMOKE:
     train_idx, test_idx = np.sort(rng.permutation(train_idx)[:N_TRAIN]), np.sort(rng.permutation(test_idx)[:N_TEST])
-brown = [[w.lower() for w in s] for s in load_brown()[:W2V_SENTS]]
+brown = [T.tokenize_like_kim(" ".join(s)) for s in load_brown()[:W2V_SENTS]]
 t0 = time.perf_counter()
 kv = T.train_word2vec(brown + [tokens[i] for i in train_idx], dim=W2V_DIM, epochs=W2V_EPOCHS, workers=THREADS, seed=0)
 print(f"word2vec: {len(kv):,} words in {time.perf_counter() - t0:.1f} s")

@@ -5,7 +5,8 @@ Four experiments with ``course_lib.identification`` and ``course_lib.autoencoder
 1. **Verification on unseen Olivetti identities.** Identity 4-fold cross-validation
    (``identity_folds``): the 40 people in 4 folds of 10; in each fold those 10 are the test
    people, 5 of the others validation people and 25 training people (one split of 10 people is not
-   enough: the same network verifies 94 % of one such split and 85-90 % of others). Embeddings
+   enough: trained with flips and shifts alone, the same network verified 94 % of one such split and
+   85-90 % of others). Embeddings
    compared: ``EmbeddingNet`` trained with the triplet loss -- FaceNet's formulation (squared
    distances of unit vectors, alpha = 0.2) with batch-all, semi-hard and batch-hard mining, and
    batch-hard as Hermans et al. (2017) recommend it (plain Euclidean distances, margin 1.0; on

@@ -14,7 +14,9 @@ Four experiments with ``course_lib.identification`` and ``course_lib.autoencoder
    alpha) -- on P x K batches of 15 people x 4 images, augmented by flips, small random affines and
    brightness/contrast jitter (``_augment``); the
    DeepFace-style baseline (the same network with a 25-way classifier on top, cross-entropy; its
-   L2-normalised penultimate layer as descriptor) and raw pixels (centred, normalised). Every
+   L2-normalised penultimate layer as descriptor), the classical Fisherfaces (whitened PCA to N - c
+   dimensions, then LDA, with scikit-learn: what a linear method learns from the same 25 people)
+   and raw pixels (centred, normalised). Every
    descriptor is the normalised mean of the image's and its mirror image's (flip test-time
    augmentation). Pairs: LFW-style balanced pairs (all same-person pairs, as many different-person
    pairs). The threshold is chosen on the validation people and applied to the test people;
@@ -77,6 +79,7 @@ VERIFICATION_METHODS = {
     "triplet loss, semi-hard (squared, alpha 0.2)": ("semi-hard", True, MARGIN),
     "triplet loss, batch-all (squared, alpha 0.2)": ("batch-all", True, MARGIN),
     "DeepFace-style classifier features": ("classifier", True, 0.0),
+    "Fisherfaces (PCA + LDA, scikit-learn; no network)": ("fisherfaces", True, 0.0),
     "raw pixels": (None, True, 0.0),
 }
 #: verification sizes: face side (pixels), EmbeddingNet widths, training steps
@@ -145,9 +148,7 @@ def _train_embedding(
         yb = torch.tensor([class_of[c] for c in y[idx]], device=device)
         out = net(xb)
         loss = (
-            F.cross_entropy(head(out), yb)
-            if head is not None
-            else _triplet_step_loss(mining, out, yb, squared, margin)
+            F.cross_entropy(head(out), yb) if head is not None else _triplet_step_loss(mining, out, yb, squared, margin)
         )
         opt.zero_grad()
         loss.backward()
@@ -157,11 +158,31 @@ def _train_embedding(
     return net
 
 
+class _Fisherfaces:
+    """The classical reference (Belhumeur, Hespanha & Kriegman, 1997): PCA to N - c dimensions
+    (N training photos, c people; whitened), then LDA to c - 1, fitted with scikit-learn on the
+    training photos and their mirror images. ``features`` maps (N, 1, H, W) -> (N, c - 1)."""
+
+    def __init__(self, x: torch.Tensor, y: np.ndarray) -> None:
+        from sklearn.decomposition import PCA
+        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+        flat = torch.cat([x, x.flip(-1)]).flatten(1).double().numpy()
+        yy = np.concatenate([y, y])
+        self.pca = PCA(len(x) - len(np.unique(y)), whiten=True, svd_solver="full").fit(flat)
+        self.lda = LinearDiscriminantAnalysis().fit(self.pca.transform(flat), yy)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.lda.transform(self.pca.transform(x.flatten(1).double().numpy())))
+
+
 @torch.no_grad()
-def _descriptors(net: EmbeddingNet | None, x: torch.Tensor, device) -> torch.Tensor:
+def _descriptors(net: EmbeddingNet | _Fisherfaces | None, x: torch.Tensor, device) -> torch.Tensor:
     """Unit descriptors (N, D): the normalised mean of the image's and its mirror image's."""
 
     def one(z: torch.Tensor) -> torch.Tensor:
+        if isinstance(net, _Fisherfaces):
+            return F.normalize(net.features(z).float(), dim=1)
         if net is None:  # raw pixels, centred per image
             flat = z.flatten(1)
             return F.normalize(flat - flat.mean(1, keepdim=True), dim=1)
@@ -193,7 +214,12 @@ def _verification(report: BenchmarkReport, smoke: bool, device) -> None:
         x = F.avg_pool2d(x, x.shape[-1] // side)
     names = list(VERIFICATION_METHODS)
     if smoke:
-        names = [names[0], "DeepFace-style classifier features", "raw pixels"]
+        names = [
+            names[0],
+            "DeepFace-style classifier features",
+            "Fisherfaces (PCA + LDA, scikit-learn; no network)",
+            "raw pixels",
+        ]
     scope = "fold 1 only" if smoke else "mean over the folds"
     exp = f"verification, unseen Olivetti people (identity {VERIFICATION_FOLDS}-fold cross-validation)"
     for name in names:
@@ -204,6 +230,8 @@ def _verification(report: BenchmarkReport, smoke: bool, device) -> None:
             net = (
                 None
                 if mining is None
+                else _Fisherfaces(x[train], labels[train])
+                if mining == "fisherfaces"
                 else _train_embedding(
                     x[train], labels[train], mining, steps, device, widths, squared=squared, margin=margin
                 )
@@ -222,9 +250,13 @@ def _verification(report: BenchmarkReport, smoke: bool, device) -> None:
             )
         mean_s = round(float(np.mean(seconds)), 1)
         per_fold = " / ".join(f"{a:.1f}" for a in accs)
-        report.add_row(exp, name, "accuracy at the validation threshold, mean over the folds, %", float(np.mean(accs)), mean_s)
+        report.add_row(
+            exp, name, "accuracy at the validation threshold, mean over the folds, %", float(np.mean(accs)), mean_s
+        )
         report.add_row(exp, name, "accuracy at the validation threshold, fold by fold, %", per_fold, math.nan)
-        report.add_row(exp, name, "best-threshold accuracy on the test people, mean, %", float(np.mean(bests)), math.nan)
+        report.add_row(
+            exp, name, "best-threshold accuracy on the test people, mean, %", float(np.mean(bests)), math.nan
+        )
         report.add_row(exp, name, "ROC-AUC, mean over the folds", float(np.mean(aucs)), math.nan)
         report.figures[f"verification accuracy on unseen people, {name} (%)"] = float(np.mean(accs))
     main = names[0]

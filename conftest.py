@@ -5,6 +5,9 @@
 - The one execution nbval does is kept: each notebook's outputs are written to
   ``build/executed/<path>.ipynb`` so the website and reports need no second run.
 - At the end a table gives the seconds each notebook took, so slow notebooks are visible.
+- Hypothesis runs derandomised (profile ``course``): every run of the suite draws the same
+  examples, so a red CI reproduces on any machine with the same command. Set
+  ``HYPOTHESIS_PROFILE=explore`` to draw fresh random examples when hunting for new failures.
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ import pytest
 from course_lib.gpu import SKIP_MESSAGE, cuda_available, is_gpu_cell, mark_skipped_gpu_cells
 from course_lib.notebook import SMOKE_ENV_VAR
 from course_tools.layout import CourseLayout
+
+try:  # a test dependency: absent where only the notebooks are run (nbval in a student release)
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # pragma: no cover
+    _hypothesis_settings = None
+if _hypothesis_settings is not None:
+    _hypothesis_settings.register_profile("course", derandomize=True, print_blob=True)
+    _hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "course"))
 
 # this file's folder, not course_tools.layout.REPO_ROOT: tests run pytest in temporary course copies
 ROOT = Path(__file__).resolve().parent

@@ -16,7 +16,9 @@ Four experiments with ``course_lib.identification`` and ``course_lib.autoencoder
    DeepFace-style baseline (the same network with a 25-way classifier on top, cross-entropy; its
    L2-normalised penultimate layer as descriptor), the classical Fisherfaces (whitened PCA to N - c
    dimensions, then LDA, with scikit-learn: what a linear method learns from the same 25 people)
-   and raw pixels (centred, normalised). Every
+   and raw pixels (centred, normalised); and two ensembles made without retraining, by
+   concatenating unit descriptors (``VERIFICATION_ENSEMBLES``): the three triplet embeddings that
+   train well, and those three with Fisherfaces. Every
    descriptor is the normalised mean of the image's and its mirror image's (flip test-time
    augmentation). Pairs: LFW-style balanced pairs (all same-person pairs, as many different-person
    pairs). The threshold is chosen on the validation people and applied to the test people;
@@ -81,6 +83,22 @@ VERIFICATION_METHODS = {
     "DeepFace-style classifier features": ("classifier", True, 0.0),
     "Fisherfaces (PCA + LDA, scikit-learn; no network)": ("fisherfaces", True, 0.0),
     "raw pixels": (None, True, 0.0),
+}
+#: descriptors made by concatenating the members' unit descriptors (each member weighs the same; no
+#: retraining): the three triplet embeddings that train well (FaceNet's batch-hard on squared
+#: distances collapses, see above), and the same with the linear Fisherfaces beside them
+VERIFICATION_ENSEMBLES = {
+    "ensemble of the triplet embeddings (batch-hard Euclidean + semi-hard + batch-all)": (
+        "triplet loss, batch-hard (Euclidean, margin 1.0)",
+        "triplet loss, semi-hard (squared, alpha 0.2)",
+        "triplet loss, batch-all (squared, alpha 0.2)",
+    ),
+    "ensemble of the triplet embeddings + Fisherfaces": (
+        "triplet loss, batch-hard (Euclidean, margin 1.0)",
+        "triplet loss, semi-hard (squared, alpha 0.2)",
+        "triplet loss, batch-all (squared, alpha 0.2)",
+        "Fisherfaces (PCA + LDA, scikit-learn; no network)",
+    ),
 }
 #: verification sizes: face side (pixels), EmbeddingNet widths, training steps
 VERIFICATION_SIZES = {
@@ -191,6 +209,11 @@ def _descriptors(net: EmbeddingNet | _Fisherfaces | None, x: torch.Tensor, devic
     return F.normalize(one(x) + one(x.flip(-1)), dim=1)
 
 
+def _concatenate(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation, test) unit descriptors of several methods -> their normalised concatenation."""
+    return tuple(F.normalize(torch.cat([p[i] for p in parts], dim=1), dim=1) for i in range(2))
+
+
 def _pair_distances(desc: torch.Tensor, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     n_same = int(sum(c * (c - 1) // 2 for c in np.unique(labels, return_counts=True)[1]))
     i, j, same = verification_pairs(labels, 2 * n_same, seed=seed)
@@ -213,18 +236,35 @@ def _verification(report: BenchmarkReport, smoke: bool, device) -> None:
     if side < x.shape[-1]:
         x = F.avg_pool2d(x, x.shape[-1] // side)
     names = list(VERIFICATION_METHODS)
-    if smoke:
-        names = [
-            names[0],
-            "DeepFace-style classifier features",
-            "Fisherfaces (PCA + LDA, scikit-learn; no network)",
-            "raw pixels",
-        ]
     scope = "fold 1 only" if smoke else "mean over the folds"
     exp = f"verification, unseen Olivetti people (identity {VERIFICATION_FOLDS}-fold cross-validation)"
+    descs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # name -> per fold (validation, test)
+
+    def add_rows(name: str, seconds: list[float]) -> None:
+        accs, bests, aucs = [], [], []
+        for (d_val_desc, d_test_desc), (_, val, test) in zip(descs[name], folds):
+            d_val, s_val = _pair_distances(d_val_desc, labels[val], seed=2)
+            d_test, s_test = _pair_distances(d_test_desc, labels[test], seed=3)
+            _, threshold = best_threshold_accuracy(d_val, s_val)
+            accs.append(100 * verification_accuracy(d_test, s_test, threshold))
+            bests.append(100 * best_threshold_accuracy(d_test, s_test)[0])
+            aucs.append(roc_auc(d_test, s_test))
+        mean_s = round(float(np.mean(seconds)), 1) if seconds else math.nan
+        per_fold = " / ".join(f"{a:.1f}" for a in accs)
+        print(f"verification {name}: {per_fold} %", file=sys.stderr, flush=True)
+        report.add_row(
+            exp, name, "accuracy at the validation threshold, mean over the folds, %", float(np.mean(accs)), mean_s
+        )
+        report.add_row(exp, name, "accuracy at the validation threshold, fold by fold, %", per_fold, math.nan)
+        report.add_row(
+            exp, name, "best-threshold accuracy on the test people, mean, %", float(np.mean(bests)), math.nan
+        )
+        report.add_row(exp, name, "ROC-AUC, mean over the folds", float(np.mean(aucs)), math.nan)
+        report.figures[f"verification accuracy on unseen people, {name} (%)"] = float(np.mean(accs))
+
     for name in names:
         mining, squared, margin = VERIFICATION_METHODS[name]
-        accs, bests, aucs, seconds = [], [], [], []
+        descs[name], seconds = [], []
         for k, (train, val, test) in enumerate(folds):
             start = time.perf_counter()
             net = (
@@ -237,28 +277,13 @@ def _verification(report: BenchmarkReport, smoke: bool, device) -> None:
                 )
             )
             seconds.append(time.perf_counter() - start)
-            d_val, s_val = _pair_distances(_descriptors(net, x[val], device), labels[val], seed=2)
-            d_test, s_test = _pair_distances(_descriptors(net, x[test], device), labels[test], seed=3)
-            _, threshold = best_threshold_accuracy(d_val, s_val)
-            accs.append(100 * verification_accuracy(d_test, s_test, threshold))
-            bests.append(100 * best_threshold_accuracy(d_test, s_test)[0])
-            aucs.append(roc_auc(d_test, s_test))
-            print(
-                f"verification {name}, fold {k + 1}/{len(folds)}: {accs[-1]:.2f} % ({seconds[-1]:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-        mean_s = round(float(np.mean(seconds)), 1)
-        per_fold = " / ".join(f"{a:.1f}" for a in accs)
-        report.add_row(
-            exp, name, "accuracy at the validation threshold, mean over the folds, %", float(np.mean(accs)), mean_s
-        )
-        report.add_row(exp, name, "accuracy at the validation threshold, fold by fold, %", per_fold, math.nan)
-        report.add_row(
-            exp, name, "best-threshold accuracy on the test people, mean, %", float(np.mean(bests)), math.nan
-        )
-        report.add_row(exp, name, "ROC-AUC, mean over the folds", float(np.mean(aucs)), math.nan)
-        report.figures[f"verification accuracy on unseen people, {name} (%)"] = float(np.mean(accs))
+            descs[name].append((_descriptors(net, x[val], device), _descriptors(net, x[test], device)))
+            print(f"verification {name}, fold {k + 1}/{len(folds)} ({seconds[-1]:.0f} s)", file=sys.stderr, flush=True)
+        add_rows(name, seconds)
+    for name, members in VERIFICATION_ENSEMBLES.items():
+        if all(m in descs for m in members):
+            descs[name] = [_concatenate([descs[m][k] for m in members]) for k in range(len(folds))]
+            add_rows(name, [])
     main = names[0]
     got = report.figures[f"verification accuracy on unseen people, {main} (%)"]
     report.notes += [
